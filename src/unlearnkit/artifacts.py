@@ -1,0 +1,204 @@
+"""Saving and loading models and records safely.
+
+* Weights are stored with safetensors (no pickle), next to a JSON sidecar
+  ``model.json`` with the architecture, dataset, classes, training recipe,
+  seed and the SHA-256 of the weights file.
+* Every write is atomic: files are written into a temporary folder or file
+  beside the target and renamed into place, so a crash leaves no partial output.
+* Nothing overwrites an existing model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearnkit.errors import CheckpointError, OutputExistsError
+
+WEIGHTS = "model.safetensors"
+SIDECAR = "model.json"
+FORMAT = "unlearnkit-model"
+FORMAT_VERSION = 1
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def clean_json(obj: Any) -> Any:
+    """Make ``obj`` strict-JSON: NaN/inf become None, tuples lists, tensors lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return clean_json(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(clean_json(obj), indent=2, allow_nan=False) + "\n"
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, dumps(obj))
+
+
+def check_output_dir(out: str | Path, *, param: str = "--out") -> Path:
+    """Refuse an output folder that already holds a model or other files."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputExistsError(f"The '{param}' folder must not be an existing file; got {str(out)!r}.")
+        if (out / WEIGHTS).exists() or (out / SIDECAR).exists():
+            raise OutputExistsError(
+                f"The '{param}' folder {str(out)!r} already holds a model; "
+                "choose a new folder (models are never overwritten)."
+            )
+        if any(out.iterdir()):
+            raise OutputExistsError(f"The '{param}' folder {str(out)!r} is not empty; choose a new folder.")
+    return out
+
+
+def save_model(
+    model: nn.Module,
+    out: str | Path,
+    metadata: Mapping[str, Any],
+    *,
+    extra_json: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save ``model``'s weights and sidecar (plus extra JSON files) atomically into ``out``.
+
+    The folder is assembled under a temporary name beside ``out`` and renamed
+    into place as a whole; ``out`` must not exist or be empty.
+    """
+    from safetensors.torch import save_file
+
+    out = check_output_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS))
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **metadata,
+            "weights_sha256": file_sha256(tmp / WEIGHTS),
+        }
+        (tmp / SIDECAR).write_text(dumps(meta))
+        for name, obj in (extra_json or {}).items():
+            (tmp / name).write_text(dumps(obj))
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_metadata(folder: str | Path) -> dict[str, Any]:
+    """Read and check a model folder's sidecar (no weights are loaded)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"The '--model' folder {str(folder)!r} does not exist.")
+    side = folder / SIDECAR
+    if not side.is_file() or not (folder / WEIGHTS).is_file():
+        raise CheckpointError(
+            f"The '--model' folder {str(folder)!r} lacks {SIDECAR} or {WEIGHTS}; it is not a saved model."
+        )
+    try:
+        meta = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{side} is not valid JSON ({exc}); the model folder is damaged.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{side} is not an unlearnkit model sidecar (format != {FORMAT!r}).")
+    return meta
+
+
+def load_state(folder: str | Path, model: nn.Module, *, verify: bool = True) -> nn.Module:
+    """Load the weights in ``folder`` into ``model`` (a user's own module works too).
+
+    Raises:
+        CheckpointError: the file is missing, truncated (hash mismatch or
+            unreadable) or its tensors do not fit ``model``'s architecture.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"The '--model' folder {str(folder)!r} has no {WEIGHTS}.")
+    meta = read_metadata(folder) if (folder / SIDECAR).exists() else {}
+    if verify and "weights_sha256" in meta and file_sha256(weights) != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights} does not match the hash in its sidecar: the file is truncated or modified.")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights} cannot be read ({exc}); the file is damaged.") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or bad:
+        detail = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {unexpected[:3]}"
+            if unexpected
+            else f"shape of {bad[0]} is {tuple(state[bad[0]].shape)}, model has {tuple(expected[bad[0]].shape)}"
+        )
+        raise CheckpointError(f"{weights} does not fit the {type(model).__name__} architecture: {detail}.")
+    model.load_state_dict(state)
+    return model
+
+
+def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a registered model from its sidecar and load its weights."""
+    from unlearnkit.models import build_model
+
+    meta = read_metadata(folder)
+    try:
+        arch = meta["architecture"]
+        model = build_model(arch["name"], arch["input_shape"], arch["num_classes"], seed=0, **arch.get("kwargs", {}))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{Path(folder) / SIDECAR} lacks the architecture entry ({exc}).") from None
+    load_state(folder, model)
+    model.eval()
+    return model, meta

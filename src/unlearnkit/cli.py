@@ -1,0 +1,637 @@
+"""The ``unlearnkit`` command line.
+
+Exit status: 0 success; 2 bad input (one line on stderr, no file written);
+1 internal error. See ``docs/cli.md`` for every command and option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from unlearnkit.errors import ParameterError, UnlearnkitError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UnlearnkitError(f"{self.prog}: {message}")
+
+
+# -- argument groups -----------------------------------------------------------
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+
+
+def _add_data(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    p.add_argument("--dataset", default="mnist" if defaults else None, help="dataset name (unlearnkit list datasets)")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset's standard files (never downloads)")
+    p.add_argument("--holdout-fraction", type=float, default=0.1, help="share of training data never trained on")
+    p.add_argument("--train-size", type=int, default=None, help="train on a seeded subset of this many samples")
+
+
+def _add_training(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
+    p.add_argument("--model", dest="arch", default="lenet", help="model name (unlearnkit list models)")
+    p.add_argument(
+        "--model-kwargs", default="{}", help="JSON keyword arguments of the model, e.g. '{\"widths\": [128]}'"
+    )
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--optimizer", default="sgd", help="sgd or adam")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+
+
+def _add_scenario(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default=None, help="scenario name (unlearnkit list scenarios): class or random")
+    _add_forget(p)
+
+
+def _add_forget(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--forget-classes", default=None, help="comma-separated classes to forget, e.g. 3 or 3,5")
+    g.add_argument(
+        "--forget-indices", default=None, help="file of training-set positions: one integer per line, or .npy"
+    )
+    g.add_argument("--forget-fraction", type=float, default=None, help="seeded random fraction in (0, 1)")
+    g.add_argument("--forget-count", type=int, default=None, help="seeded random number of samples")
+    p.add_argument("--no-stratify", action="store_true", help="draw random requests without stratifying by class")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="unlearnkit", description="Make a trained classifier forget, and measure that it forgot.")
+    from unlearnkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"unlearnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list registered methods, datasets, models, metrics or scenarios")
+    p.add_argument("what", choices=["methods", "datasets", "models", "metrics", "scenarios"])
+
+    p = sub.add_parser("train", help="train an original model and save it")
+    _add_data(p)
+    _add_training(p)
+    _add_scenario(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="new folder for the model (must not hold a model)")
+    _add_runtime(p)
+
+    p = sub.add_parser("unlearn", help="make a saved model forget a request; write the new model and its record")
+    p.add_argument("--model", dest="model_dir", required=True, help="folder of a model saved by unlearnkit")
+    p.add_argument("--method", required=True, help="method name (unlearnkit list methods)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="method setting, e.g. --set beta=0.9"
+    )
+    _add_forget(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True, help="new folder for the unlearned model")
+    p.add_argument("--json", default=None, help="also write the run record to this file")
+    _add_runtime(p)
+
+    p = sub.add_parser("evaluate", help="measure a saved model (optionally against a retrained reference)")
+    p.add_argument("--model", dest="model_dir", required=True)
+    p.add_argument("--reference", default=None, help="folder of the retrained reference model")
+    _add_forget(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--json", default=None, help="write the metrics record to this file")
+    _add_runtime(p)
+
+    p = sub.add_parser(
+        "run", help="end to end: original, retrained reference, each method, table (no options: the demo)"
+    )
+    _add_data(p, defaults=False)
+    _add_training(p, epochs=3)
+    _add_scenario(p)
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: finetune,neggrad,neggrad_plus)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="method setting, e.g. --set neggrad_plus.beta=0.9",
+    )
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--out", default=None, help="new folder for record.json and table.md")
+    p.add_argument("--json", default=None, help="write the run record to this file")
+    _add_runtime(p)
+    return parser
+
+
+# -- parsing helpers --------------------------------------------------------------
+
+
+def _ints(text: str, param: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise ParameterError(f"The '{param}' parameter must be comma-separated integers; got {text!r}.") from None
+    if not values:
+        raise ParameterError(f"The '{param}' parameter must hold at least one integer; got {text!r}.")
+    return values
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _settings(items: Sequence[str], *, qualified: bool) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"The '--set' parameter must be KEY=VALUE; got {item!r}.")
+        if qualified:
+            method, dot, name = key.partition(".")
+            if not dot or not name:
+                raise ParameterError(f"The '--set' parameter of run must be METHOD.KEY=VALUE; got {item!r}.")
+        else:
+            method, name = "", key
+        out.setdefault(method, {})[name] = _value(val)
+    return out
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from unlearnkit.data import ForgetRequest
+
+    stratified = not getattr(args, "no_stratify", False)
+    if args.forget_classes is not None:
+        return ForgetRequest.from_classes(_ints(args.forget_classes, "--forget-classes"))
+    if args.forget_indices is not None:
+        return ForgetRequest.from_file(args.forget_indices)
+    if args.forget_fraction is not None:
+        return ForgetRequest.random_fraction(args.forget_fraction, stratified=stratified)
+    if args.forget_count is not None:
+        return ForgetRequest.random_count(args.forget_count, stratified=stratified)
+    return None
+
+
+def _scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any:
+    """Scenario name + options from --scenario and the --forget-* flags."""
+    from unlearnkit.scenarios import make_scenario
+
+    name = args.scenario
+    if name is None:
+        name = "random" if (args.forget_fraction is not None or args.forget_count is not None) else default
+    options: dict[str, Any] = {}
+    if args.forget_indices is not None:
+        raise ParameterError(
+            "The '--forget-indices' option applies to 'unlearn' and 'evaluate', not to scenarios; "
+            "use --forget-classes, --forget-fraction or --forget-count."
+        )
+    if name == "class":
+        if args.forget_fraction is not None or args.forget_count is not None:
+            raise ParameterError("The 'class' scenario takes --forget-classes, not --forget-fraction/--forget-count.")
+        if args.forget_classes is not None:
+            options["forget_classes"] = _ints(args.forget_classes, "--forget-classes")
+    elif name == "random":
+        if args.forget_classes is not None:
+            raise ParameterError(
+                "The 'random' scenario takes --forget-fraction or --forget-count, not --forget-classes."
+            )
+        if args.forget_count is not None:
+            options.update(count=args.forget_count, fraction=None)
+        elif args.forget_fraction is not None:
+            options["fraction"] = args.forget_fraction
+        options["stratified"] = not args.no_stratify
+    return make_scenario(name, **options)
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from unlearnkit.training import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+    )
+
+
+def _model_kwargs(text: str) -> dict[str, Any]:
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(
+            f"The '--model-kwargs' parameter must be a JSON object; got {text!r} ({exc.msg})."
+        ) from None
+    if not isinstance(kwargs, dict):
+        raise ParameterError(f"The '--model-kwargs' parameter must be a JSON object; got {text!r}.")
+    return kwargs
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+
+
+def _check_json_target(path: str | None) -> None:
+    if path is not None and Path(path).is_dir():
+        raise ParameterError(f"The '--json' parameter must be a file path, not a folder; got {path!r}.")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from unlearnkit.data import DATASETS
+    from unlearnkit.methods import METHODS
+    from unlearnkit.metrics import METRICS
+    from unlearnkit.models import MODELS
+    from unlearnkit.scenarios import SCENARIOS
+    from unlearnkit.tables import render
+
+    if args.what == "methods":
+        rows = [
+            [n, ",".join(sorted(c.supports)), ",".join(sorted(c.needs)), (c.__doc__ or "").strip().splitlines()[0]]
+            for n, c in METHODS.items()
+        ]
+        print(render(["method", "supports", "needs", "what it does"], rows, left=4))
+    elif args.what == "datasets":
+        print(render(["dataset", "description"], [[n, s.description] for n, s in DATASETS.items()], left=2))
+    elif args.what == "models":
+        print(render(["model", "description"], [[n, s.description] for n, s in MODELS.items()], left=2))
+    elif args.what == "metrics":
+        print(
+            render(
+                ["metric", "direction", "definition"],
+                [[n, m.direction, m.description] for n, m in METRICS.items()],
+                left=3,
+            )
+        )
+    else:
+        print(
+            render(
+                ["scenario", "description"],
+                [[n, (c.__doc__ or "").strip().splitlines()[0]] for n, c in SCENARIOS.items()],
+                left=2,
+            )
+        )
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from unlearnkit.artifacts import check_output_dir, save_model
+    from unlearnkit.data import load_dataset, split_dataset
+    from unlearnkit.env import environment, resolve_device, set_threads
+    from unlearnkit.models import MODELS, build_model
+    from unlearnkit.training import fit
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    check_output_dir(args.out)
+    config = _train_config(args)
+    kwargs = _model_kwargs(args.model_kwargs)
+    MODELS.get(args.arch)
+    scenario = _scenario_from_args(args)
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    split = split_dataset(ds, seed=args.seed, holdout_fraction=args.holdout_fraction, train_size=args.train_size)
+    splits = scenario.prepare(split, seed=args.seed)
+    model = build_model(args.arch, ds.input_shape, ds.num_classes, seed=args.seed, **kwargs)
+    _say(f"training {args.arch} on {args.dataset}: {len(splits.train)} samples, {config.epochs} epochs")
+    stats = fit(model, splits.train, config, seed=args.seed, device=device, progress=_progress(args), desc="train")
+    meta = _model_meta(args.arch, ds, kwargs, split, scenario, config, args.seed, args.data_dir)
+    meta["train_seconds"] = stats.seconds
+    meta["created_by"] = environment(device)
+    save_model(model, args.out, meta)
+    final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
+    print(f"saved {args.out} (trained in {stats.seconds:.1f}s{final})")
+    return EXIT_OK
+
+
+def _model_meta(
+    arch: str, ds: Any, kwargs: dict[str, Any], split: Any, scenario: Any, config: Any, seed: int, data_dir: str | None
+) -> dict[str, Any]:
+    return {
+        "architecture": {
+            "name": arch,
+            "input_shape": list(ds.input_shape),
+            "num_classes": ds.num_classes,
+            "kwargs": kwargs,
+        },
+        "dataset": {
+            "name": ds.name,
+            "sha256": ds.content_hash,
+            "data_dir": data_dir,
+            "split": {"seed": split.seed, "holdout_fraction": split.holdout_fraction, "train_size": split.train_size},
+        },
+        "classes": list(ds.class_names),
+        "scenario": scenario.describe(),
+        "training": config.to_dict(),
+        "seed": seed,
+    }
+
+
+def _context_from_model(folder: str, data_dir: str | None) -> tuple[Any, dict[str, Any], Any, Any, Any]:
+    """Load a saved model and rebuild the exact data split and scenario it was trained with."""
+    from unlearnkit.artifacts import load_model
+    from unlearnkit.data import load_dataset, split_dataset
+    from unlearnkit.errors import CheckpointError
+    from unlearnkit.scenarios import make_scenario
+
+    model, meta = load_model(folder)
+    try:
+        dmeta = meta["dataset"]
+        ds = load_dataset(dmeta["name"], data_dir=data_dir or dmeta.get("data_dir"))
+        sp = dmeta["split"]
+        scen = dict(meta["scenario"])
+    except KeyError as exc:
+        raise CheckpointError(f"{folder}/model.json lacks the {exc} entry needed to rebuild its data.") from None
+    if ds.content_hash != dmeta.get("sha256"):
+        raise CheckpointError(
+            f"the {ds.name} data found differs from the data {folder} was trained on (hash mismatch)."
+        )
+    split = split_dataset(ds, seed=sp["seed"], holdout_fraction=sp["holdout_fraction"], train_size=sp["train_size"])
+    name = scen.pop("name")
+    for key, val in list(scen.items()):
+        if isinstance(val, list):
+            scen[key] = tuple(val)
+    scenario = make_scenario(name, **scen)
+    return model, meta, ds, split, scenario
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from unlearnkit.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
+    from unlearnkit.env import environment, resolve_device, set_threads
+    from unlearnkit.experiment import GAP_METRICS
+    from unlearnkit.methods import make_method
+    from unlearnkit.metrics import evaluate
+    from unlearnkit.outputs import collect
+    from unlearnkit.training import TrainConfig
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    check_output_dir(args.out)
+    _check_json_target(args.json)
+    method = make_method(args.method, **_settings(args.set, qualified=False).get("", {}))
+    request = _request(args)
+    model, meta, _ds, split, scenario = _context_from_model(args.model_dir, args.data_dir)
+    splits = scenario.prepare(split, seed=meta["seed"], request=request)
+    method.check_request(splits)
+    recipe = TrainConfig.from_dict(meta["training"])
+    _say(f"{args.method}: forgetting {len(splits.forget)} of {len(splits.train)} training samples")
+    outcome = method.unlearn(model, splits, seed=args.seed, recipe=recipe, device=device, progress=_progress(args))
+    metrics = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
+    new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights_sha256")}
+    unlearning = {
+        "method": outcome.method,
+        "params": outcome.params,
+        "seed": args.seed,
+        "seconds": outcome.seconds,
+        "steps": outcome.steps,
+        "samples_seen": outcome.samples_seen,
+        "request": splits.request.describe() if splits.request else None,
+        "forget_sha256": splits.request_hash(),
+        "n_forget": len(splits.forget),
+        "parent_weights_sha256": file_sha256(Path(args.model_dir) / "model.safetensors"),
+    }
+    new_meta["unlearning"] = unlearning
+    new_meta["created_by"] = environment(device)
+    record = {
+        "config": {
+            "command": "unlearn",
+            "model": str(args.model_dir),
+            "method": args.method,
+            "params": outcome.params,
+            "seed": args.seed,
+            "request": unlearning["request"],
+        },
+        "env": environment(device),
+        "results": [
+            {
+                "method": outcome.method,
+                "seed": args.seed,
+                "scenario": scenario.name,
+                "seconds": outcome.seconds,
+                "speedup": None,
+                "metrics": metrics,
+            }
+        ],
+    }
+    save_model(outcome.model, args.out, new_meta, extra_json={"record.json": record})
+    if args.json:
+        write_json_atomic(args.json, record)
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in GAP_METRICS if isinstance(metrics.get(k), float))
+    print(f"saved {args.out} ({outcome.seconds:.2f}s): {shown}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from unlearnkit.artifacts import load_model, write_json_atomic
+    from unlearnkit.env import environment, resolve_device, set_threads
+    from unlearnkit.experiment import GAP_METRICS
+    from unlearnkit.metrics import METRICS, evaluate, gap
+    from unlearnkit.outputs import collect
+    from unlearnkit.tables import render
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    _check_json_target(args.json)
+    request = _request(args)
+    model, meta, _ds, split, scenario = _context_from_model(args.model_dir, args.data_dir)
+    recorded = meta.get("unlearning", {})
+    if request is None and recorded.get("request"):
+        request = _request_from_record(recorded["request"])
+    # Random requests are drawn with the training seed, as `unlearn` does.
+    splits = scenario.prepare(split, seed=meta["seed"], request=request)
+    if recorded.get("forget_sha256") and recorded["forget_sha256"] != splits.request_hash():
+        _say("note: this forget set differs from the one the model was unlearned with")
+    metrics = evaluate(collect(model, splits, device=device), seed=args.seed)
+    ref_metrics = None
+    if args.reference:
+        ref_model, _ = load_model(args.reference)
+        ref_metrics = evaluate(collect(ref_model, splits, device=device), seed=args.seed)
+    rows = []
+    for name, value in metrics.items():
+        if not METRICS.get(name).scalar:
+            continue
+        ref = ref_metrics.get(name) if ref_metrics else None
+        cells = [name, METRICS.get(name).direction, "—" if value is None else f"{value:.4f}"]
+        if ref_metrics is not None:
+            g = gap(value, ref)
+            cells += ["—" if ref is None else f"{ref:.4f}", "—" if g is None else f"{g:.4f}"]
+        rows.append(cells)
+    headers = ["metric", "direction", "model"] + (["reference", "|gap|"] if ref_metrics is not None else [])
+    print(render(headers, rows, title=f"{args.model_dir}: forget set of {len(splits.forget)} samples"))
+    if args.json:
+        result = {
+            "method": meta.get("unlearning", {}).get("method", "model"),
+            "seed": args.seed,
+            "scenario": scenario.name,
+            "seconds": meta.get("unlearning", {}).get("seconds"),
+            "speedup": None,
+            "metrics": metrics,
+        }
+        results = [result]
+        if ref_metrics is not None:
+            result["gap"] = {k: gap(metrics.get(k), ref_metrics.get(k)) for k in GAP_METRICS}
+            results.append(
+                {
+                    "method": "retrain",
+                    "seed": args.seed,
+                    "scenario": scenario.name,
+                    "seconds": None,
+                    "speedup": 1.0,
+                    "metrics": ref_metrics,
+                }
+            )
+        write_json_atomic(
+            args.json,
+            {
+                "config": {
+                    "command": "evaluate",
+                    "model": args.model_dir,
+                    "reference": args.reference,
+                    "n_forget": len(splits.forget),
+                    "forget_sha256": splits.request_hash(),
+                },
+                "env": environment(device),
+                "results": results,
+            },
+        )
+    return EXIT_OK
+
+
+def _request_from_record(d: dict[str, Any]) -> Any:
+    """Rebuild a request recorded by ``unlearn`` (explicit indices are not stored, only their hash)."""
+    from unlearnkit.data import ForgetRequest
+
+    if d.get("kind") == "classes":
+        return ForgetRequest.from_classes(d["classes"])
+    if "fraction" in d:
+        return ForgetRequest.random_fraction(d["fraction"], stratified=d.get("stratified", True))
+    if "count" in d:
+        return ForgetRequest.random_count(d["count"], stratified=d.get("stratified", True))
+    raise ParameterError(
+        "this model was unlearned with explicit indices; pass the same --forget-indices file to evaluate it."
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from unlearnkit.artifacts import check_output_dir, write_json_atomic, write_text_atomic
+    from unlearnkit.env import resolve_device, set_threads
+    from unlearnkit.experiment import (
+        DEMO_METHODS,
+        ExperimentConfig,
+        build_record,
+        demo_configs,
+        run_experiment,
+    )
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.out:
+        check_output_dir(args.out)
+    _check_json_target(args.json)
+    seeds = _ints(args.seeds, "--seeds")
+    demo = (
+        args.dataset is None
+        and args.scenario is None
+        and all(
+            getattr(args, f) is None
+            for f in ("forget_classes", "forget_fraction", "forget_count", "forget_indices", "methods")
+        )
+        and args.train_size is None
+        and not args.set
+    )
+    if demo:
+        configs = demo_configs(seeds=seeds, device=args.device, data_dir=args.data_dir)
+    else:
+        scenario = _scenario_from_args(args)
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else DEMO_METHODS
+        configs = [
+            ExperimentConfig(
+                dataset=args.dataset or "mnist",
+                model=args.arch,
+                model_kwargs=_model_kwargs(args.model_kwargs),
+                scenario=scenario.name,
+                scenario_options={k: v for k, v in scenario.describe().items() if k != "name"},
+                methods=methods,
+                method_params=_settings(args.set, qualified=True),
+                seeds=seeds,
+                train=_train_config(args),
+                holdout_fraction=args.holdout_fraction,
+                train_size=args.train_size,
+                data_dir=args.data_dir,
+                device=args.device,
+            )
+        ]
+    for c in configs:
+        c.validate()
+    start = time.perf_counter()
+    experiments = []
+    tables = []
+    for c in configs:
+        result = run_experiment(c, progress=_progress(args), log=_say)
+        experiments.append(result)
+        tables.append(result.table())
+        print(tables[-1] + "\n", flush=True)
+    record = build_record(experiments, device=device, extra_config={"preset": "demo"} if demo else None)
+    print(f"total {time.perf_counter() - start:.1f}s")
+    if args.json:
+        write_json_atomic(args.json, record)
+    if args.out:
+        from unlearnkit.artifacts import dumps
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "record.json", dumps(record))
+        write_text_atomic(out / "table.md", "\n\n".join(f"```\n{t}\n```" for t in tables) + "\n")
+    return EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "unlearn": cmd_unlearn, "evaluate": cmd_evaluate, "run": cmd_run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (also used by the tests)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        return COMMANDS[args.command](args)
+    except UnlearnkitError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # internal error: show where, exit 1
+        import traceback
+
+        traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

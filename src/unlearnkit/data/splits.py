@@ -1,0 +1,471 @@
+"""Views, the train/holdout/test split, forget requests and :class:`Splits`.
+
+Everything here refers to rows of resident tensors by index; nothing copies
+image data until a batch is drawn.
+
+* :func:`split_dataset` splits a dataset once, seeded, into train / holdout /
+  test. The holdout part is never trained on: validation, tuning and methods
+  that need "data the model never saw" draw from it, so the test split is used
+  only for final evaluation.
+* :class:`ForgetRequest` says what to forget: whole classes, explicit training
+  indices, or a seeded random fraction / count.
+* :class:`Splits` resolves a request against the training set into retain /
+  forget / holdout / test views, plus any extra views a method needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+
+from unlearnkit.data.datasets import Dataset
+from unlearnkit.errors import ParameterError, RequestError
+
+
+@dataclass(frozen=True, eq=False)
+class View:
+    """Rows ``indices`` of the tensors ``x`` and ``y``, without copying them.
+
+    Args:
+        x: Inputs, shape ``(N, ...)``.
+        y: Integer labels, shape ``(N,)``.
+        indices: ``int64`` row indices into ``x`` / ``y``, shape ``(n,)``.
+        name: What the view is ("retain", "forget", ...), for messages.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: torch.Tensor
+    name: str = "view"
+
+    @classmethod
+    def of(cls, x: torch.Tensor, y: torch.Tensor, name: str = "view") -> View:
+        """A view over all rows of ``x`` / ``y`` (e.g. a user's own tensors)."""
+        if x.shape[0] != y.shape[0]:
+            raise ParameterError(
+                f"The 'y' parameter must have one label per row of x ({x.shape[0]}); got {y.shape[0]}."
+            )
+        return cls(x, y.long(), torch.arange(x.shape[0]), name)
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.y[self.indices]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Materialise the rows (a copy): ``(x[indices], y[indices])``."""
+        return self.x[self.indices], self.y[self.indices]
+
+    def subset(self, positions: torch.Tensor | Sequence[int], name: str | None = None) -> View:
+        """The rows at ``positions`` of this view (positions are 0..len-1)."""
+        pos = torch.as_tensor(positions, dtype=torch.long)
+        return View(self.x, self.y, self.indices[pos], name or self.name)
+
+    def batches(
+        self, batch_size: int, *, generator: torch.Generator | None = None, shuffle: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)`` batches; shuffled with ``generator`` when ``shuffle``."""
+        idx = self.indices
+        if shuffle:
+            idx = idx[torch.randperm(idx.numel(), generator=generator)]
+        for start in range(0, idx.numel(), batch_size):
+            b = idx[start : start + batch_size]
+            yield self.x[b], self.y[b]
+
+    def classes(self) -> list[int]:
+        return sorted(int(c) for c in torch.unique(self.labels))
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplit:
+    """A dataset split once into train / holdout / test views.
+
+    ``train`` is the training set an original model is trained on (possibly a
+    seeded subset of size ``train_size``); indices in forget requests are
+    positions 0..len(train)-1 into it.
+    """
+
+    dataset: Dataset
+    train: View
+    holdout: View
+    test: View
+    seed: int
+    holdout_fraction: float
+    train_size: int | None
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset.name,
+            "seed": self.seed,
+            "holdout_fraction": self.holdout_fraction,
+            "train_size": self.train_size,
+            "n_train": len(self.train),
+            "n_holdout": len(self.holdout),
+            "n_test": len(self.test),
+        }
+
+
+def split_dataset(
+    dataset: Dataset,
+    *,
+    seed: int = 0,
+    holdout_fraction: float = 0.1,
+    train_size: int | None = None,
+) -> DataSplit:
+    """Split ``dataset``'s training partition into train and holdout, seeded.
+
+    Args:
+        dataset: The loaded dataset; its test partition is the test split.
+        seed: Seed of the permutation (the same seed always gives the same split).
+        holdout_fraction: Share of the training partition kept out of training.
+        train_size: Train on a seeded subset of this many samples (small
+            training sets make a model memorise, which random forgetting needs).
+
+    Example:
+        >>> from unlearnkit.data import load_dataset
+        >>> s = split_dataset(load_dataset("digits"), seed=0, train_size=500)
+        >>> len(s.train), len(s.holdout)
+        (500, 134)
+    """
+    n = dataset.train_x.shape[0]
+    if not (0.0 < holdout_fraction < 1.0):
+        raise ParameterError(f"The 'holdout_fraction' parameter must be a float in (0, 1); got {holdout_fraction!r}.")
+    n_holdout = max(1, round(n * holdout_fraction))
+    available = n - n_holdout
+    if train_size is not None and not (isinstance(train_size, int) and 1 < train_size <= available):
+        raise ParameterError(
+            f"The 'train_size' parameter must be an int in [2, {available}] for {dataset.name} "
+            f"with holdout_fraction={holdout_fraction}; got {train_size!r}."
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=g)
+    holdout_rows = perm[:n_holdout].sort().values
+    train_rows = perm[n_holdout:]
+    if train_size is not None:
+        train_rows = train_rows[:train_size]
+    train_rows = train_rows.sort().values
+    return DataSplit(
+        dataset=dataset,
+        train=View(dataset.train_x, dataset.train_y, train_rows, "train"),
+        holdout=View(dataset.train_x, dataset.train_y, holdout_rows, "holdout"),
+        test=View(dataset.test_x, dataset.test_y, torch.arange(dataset.test_x.shape[0]), "test"),
+        seed=int(seed),
+        holdout_fraction=float(holdout_fraction),
+        train_size=train_size,
+    )
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    """What to forget. Build it with one of the constructors.
+
+    Exactly one of ``classes``, ``indices``, ``fraction`` or ``count`` is set.
+    Indices are positions into the training set (0..n_train-1). Random
+    requests are drawn with the seed given to :meth:`resolve`, per class when
+    ``stratified``.
+
+    Example:
+        >>> ForgetRequest.random_fraction(0.1).kind
+        'samples'
+        >>> ForgetRequest.from_classes([3]).kind
+        'classes'
+    """
+
+    classes: tuple[int, ...] | None = None
+    indices: tuple[int, ...] | None = None
+    fraction: float | None = None
+    count: int | None = None
+    stratified: bool = True
+
+    def __post_init__(self) -> None:
+        set_fields = [f for f in ("classes", "indices", "fraction", "count") if getattr(self, f) is not None]
+        if len(set_fields) != 1:
+            raise RequestError(
+                f"a forget request needs exactly one of classes, indices, fraction or count; got {set_fields or 'none'}"
+            )
+        if self.fraction is not None and (isinstance(self.fraction, bool) or not (0.0 < float(self.fraction) < 1.0)):
+            raise RequestError(f"The 'forget_fraction' parameter must be a float in (0, 1); got {self.fraction!r}.")
+        if self.count is not None and (isinstance(self.count, bool) or int(self.count) < 1):
+            raise RequestError(f"The 'forget_count' parameter must be an int >= 1; got {self.count!r}.")
+        if self.classes is not None and len(self.classes) == 0:
+            raise RequestError("The 'forget_classes' parameter must name at least one class; got [].")
+        if self.indices is not None and len(self.indices) == 0:
+            raise RequestError("The 'forget_indices' parameter must hold at least one index; got an empty list.")
+
+    # -- constructors ------------------------------------------------------
+    @classmethod
+    def from_classes(cls, classes: Sequence[int]) -> ForgetRequest:
+        return cls(classes=tuple(int(c) for c in classes))
+
+    @classmethod
+    def from_indices(cls, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ForgetRequest:
+        arr = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise RequestError(
+                "The 'forget_indices' parameter must be a 1-D sequence of ints; "
+                f"got dtype {arr.dtype}, shape {arr.shape}."
+            )
+        return cls(indices=tuple(int(i) for i in arr))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ForgetRequest:
+        """Read indices from a text file (one integer per line) or a ``.npy`` array."""
+        p = Path(path)
+        if not p.is_file():
+            raise RequestError(f"The 'forget_indices' file {str(p)!r} does not exist.")
+        if p.suffix == ".npy":
+            try:
+                arr = np.load(p, allow_pickle=False)  # never unpickle user files
+            except Exception as exc:
+                raise RequestError(
+                    f"The 'forget_indices' file {str(p)!r} is not a readable .npy array: {exc}"
+                ) from None
+            return cls.from_indices(arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr)
+        values = []
+        for lineno, line in enumerate(p.read_text().splitlines(), 1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            try:
+                values.append(int(s))
+            except ValueError:
+                raise RequestError(
+                    f"The 'forget_indices' file {str(p)!r} must hold one integer per line; line {lineno} is {s!r}."
+                ) from None
+        return cls.from_indices(values)
+
+    @classmethod
+    def random_fraction(cls, fraction: float, *, stratified: bool = True) -> ForgetRequest:
+        return cls(fraction=float(fraction) if not isinstance(fraction, bool) else fraction, stratified=stratified)
+
+    @classmethod
+    def random_count(cls, count: int, *, stratified: bool = True) -> ForgetRequest:
+        return cls(count=count, stratified=stratified)
+
+    # -- behaviour ---------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``"classes"`` for whole-class requests, else ``"samples"``."""
+        return "classes" if self.classes is not None else "samples"
+
+    def describe(self) -> dict[str, object]:
+        d: dict[str, object] = {"kind": self.kind}
+        if self.classes is not None:
+            d["classes"] = list(self.classes)
+        elif self.indices is not None:
+            d["indices_count"] = len(self.indices)
+            d["indices_sha256"] = hashlib.sha256(np.asarray(sorted(self.indices), dtype=np.int64).tobytes()).hexdigest()
+        elif self.fraction is not None:
+            d.update(fraction=self.fraction, stratified=self.stratified)
+        else:
+            d.update(count=self.count, stratified=self.stratified)
+        return d
+
+    def resolve(self, labels: torch.Tensor, num_classes: int, *, seed: int = 0) -> torch.Tensor:
+        """Sorted positions (``int64``) of the samples to forget among ``labels``.
+
+        Raises:
+            RequestError: indices out of range, negative or duplicated; an
+                unknown class; an empty forget set; or all of the training set.
+        """
+        n = int(labels.numel())
+        if self.classes is not None:
+            for c in self.classes:
+                if not (0 <= c < num_classes):
+                    raise RequestError(
+                        f"The 'forget_classes' parameter must hold classes in [0, {num_classes}); got {c}."
+                    )
+            if len(set(self.classes)) != len(self.classes):
+                raise RequestError(f"The 'forget_classes' parameter must not repeat a class; got {list(self.classes)}.")
+            mask = torch.isin(labels, torch.tensor(self.classes, dtype=labels.dtype))
+            positions = torch.nonzero(mask).flatten()
+            if positions.numel() == 0:
+                raise RequestError(
+                    f"The 'forget_classes' parameter names classes with no training samples; got {list(self.classes)}."
+                )
+        elif self.indices is not None:
+            arr = torch.tensor(self.indices, dtype=torch.long)
+            if int(arr.min()) < 0:
+                raise RequestError(
+                    f"The 'forget_indices' parameter must hold non-negative indices; got {int(arr.min())}."
+                )
+            if int(arr.max()) >= n:
+                raise RequestError(
+                    f"The 'forget_indices' parameter must hold indices in [0, {n}) (the training set size); "
+                    f"got {int(arr.max())}."
+                )
+            uniq, counts = torch.unique(arr, return_counts=True)
+            if bool((counts > 1).any()):
+                raise RequestError(
+                    f"The 'forget_indices' parameter must not repeat an index; got {int(uniq[counts > 1][0])} "
+                    f"{int(counts.max())} times."
+                )
+            positions = uniq
+        else:
+            positions = self._draw(labels, num_classes, seed)
+        if positions.numel() >= n:
+            raise RequestError(
+                f"The forget set must leave some training data to retain; it covers all {n} training samples."
+            )
+        return positions.sort().values
+
+    def _draw(self, labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+        n = int(labels.numel())
+        total = round(n * float(self.fraction)) if self.fraction is not None else int(self.count or 0)
+        if total < 1:
+            raise RequestError(f"The 'forget_fraction' parameter selects no sample of {n}; got {self.fraction!r}.")
+        if total >= n:
+            raise RequestError(
+                f"The 'forget_count' parameter must be smaller than the training set ({n}); got {total}."
+            )
+        g = torch.Generator().manual_seed(int(seed) + 7919)  # offset: request draw != model init stream
+        if not self.stratified:
+            return torch.randperm(n, generator=g)[:total]
+        # Stratified: each class contributes in proportion to its size, the
+        # leftover picks going to the largest remainders (ties by class id).
+        counts = torch.bincount(labels, minlength=num_classes).double()
+        exact = counts * total / n
+        take = exact.floor().long()
+        rest = total - int(take.sum())
+        if rest > 0:
+            order = torch.argsort(-(exact - take.double()), stable=True)[:rest]
+            take[order] += 1
+        chosen = []
+        for c in range(num_classes):
+            if int(take[c]) == 0:
+                continue
+            members = torch.nonzero(labels == c).flatten()
+            chosen.append(members[torch.randperm(members.numel(), generator=g)[: int(take[c])]])
+        return torch.cat(chosen)
+
+
+@dataclass(frozen=True, eq=False)
+class Splits:
+    """Retain / forget / holdout / test views for one forget request.
+
+    Args:
+        train: The data the original model was trained on.
+        forget_positions: Sorted positions (into ``train``) to forget.
+        holdout: Never-trained data from the training distribution.
+        test: The test split, for final evaluation only.
+        num_classes: Number of model outputs ``k``.
+        forget_classes: Classes forgotten whole (empty for sample requests).
+        extras: Extra named views some methods need (e.g. out-of-distribution data).
+        request: The request that produced this forget set (for records).
+
+    Example:
+        >>> from unlearnkit.data import load_dataset, split_dataset
+        >>> ds = split_dataset(load_dataset("digits"), seed=0)
+        >>> s = Splits.from_request(ds, ForgetRequest.from_classes([3]), seed=0)
+        >>> s.forget.classes()
+        [3]
+    """
+
+    train: View
+    forget_positions: torch.Tensor
+    holdout: View
+    test: View
+    num_classes: int
+    forget_classes: tuple[int, ...] = ()
+    extras: Mapping[str, View] = field(default_factory=lambda: MappingProxyType({}))
+    request: ForgetRequest | None = None
+
+    @classmethod
+    def from_request(
+        cls, split: DataSplit, request: ForgetRequest, *, seed: int = 0, train: View | None = None
+    ) -> Splits:
+        """Resolve ``request`` against ``train`` (default: ``split.train``)."""
+        train = train if train is not None else split.train
+        positions = request.resolve(train.labels, split.num_classes, seed=seed)
+        return cls(
+            train=train,
+            forget_positions=positions,
+            holdout=split.holdout,
+            test=split.test,
+            num_classes=split.num_classes,
+            forget_classes=tuple(sorted(request.classes)) if request.classes is not None else (),
+            request=request,
+        )
+
+    @classmethod
+    def from_tensors(
+        cls,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        forget: ForgetRequest,
+        *,
+        x_holdout: torch.Tensor,
+        y_holdout: torch.Tensor,
+        x_test: torch.Tensor | None = None,
+        y_test: torch.Tensor | None = None,
+        num_classes: int | None = None,
+        seed: int = 0,
+    ) -> Splits:
+        """Build splits from a user's own tensors (no registered dataset needed).
+
+        ``x_test``/``y_test`` default to the holdout tensors when not given.
+        """
+        k = int(num_classes if num_classes is not None else int(y_train.max()) + 1)
+        train = View.of(x_train, y_train, "train")
+        holdout = View.of(x_holdout, y_holdout, "holdout")
+        test = View.of(x_test, y_test, "test") if x_test is not None and y_test is not None else holdout
+        positions = forget.resolve(train.labels, k, seed=seed)
+        return cls(
+            train,
+            positions,
+            holdout,
+            test,
+            k,
+            tuple(sorted(forget.classes)) if forget.classes is not None else (),
+            request=forget,
+        )
+
+    @property
+    def kind(self) -> str:
+        return "classes" if self.forget_classes else "samples"
+
+    @cached_property
+    def forget(self) -> View:
+        return self.train.subset(self.forget_positions, "forget")
+
+    @cached_property
+    def retain(self) -> View:
+        keep = torch.ones(len(self.train), dtype=torch.bool)
+        keep[self.forget_positions] = False
+        return self.train.subset(torch.nonzero(keep).flatten(), "retain")
+
+    @property
+    def remaining_classes(self) -> list[int]:
+        return [c for c in range(self.num_classes) if c not in self.forget_classes]
+
+    def request_hash(self) -> str:
+        """SHA-256 of the forget positions: identifies the exact forget set."""
+        return hashlib.sha256(self.forget_positions.numpy().astype(np.int64).tobytes()).hexdigest()
+
+    def with_extras(self, **views: View) -> Splits:
+        """A copy with extra named views added (e.g. ``ood=View.of(x, y)``)."""
+        merged = dict(self.extras)
+        merged.update(views)
+        return Splits(
+            self.train,
+            self.forget_positions,
+            self.holdout,
+            self.test,
+            self.num_classes,
+            self.forget_classes,
+            MappingProxyType(merged),
+            self.request,
+        )

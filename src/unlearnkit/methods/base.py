@@ -1,0 +1,224 @@
+"""The :class:`Unlearner` contract shared by every method.
+
+One verb: ``unlearn(model, splits, *, seed=...) -> Outcome``. It returns a NEW
+model; the input model stays bit-identical, and its train/eval modes and hooks
+are restored even when the method raises.
+
+Each method declares, as class attributes:
+
+* ``needs`` — the data it reads: ``"forget"``, ``"retain"``, ``"retain_subset"``,
+  ``"holdout"``, ``"extra"``, the original training ``"recipe"``, a model
+  ``"prepared"`` at training time, a ``"linear_head"``;
+* ``supports`` — request kinds it handles: ``"classes"``, ``"samples"``
+  (later: ``"features"``);
+* ``parameter_constraints`` — its settings, checked with the project's one
+  error template;
+* ``identity_params`` — settings under which it must return the input model
+  unchanged (e.g. 0 epochs), or ``identity_exempt`` saying why none exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from unlearnkit.data.splits import Splits
+from unlearnkit.errors import ParameterError, UnsupportedRequestError
+from unlearnkit.training import TrainConfig
+from unlearnkit.validation import Constraint, validate_parameters
+
+NEEDS = frozenset({"forget", "retain", "retain_subset", "holdout", "extra", "recipe", "prepared", "linear_head"})
+KINDS = frozenset({"classes", "samples", "features"})
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Unlearner.unlearn` returns.
+
+    Attributes:
+        model: The new, unlearned model (the input model is untouched).
+        method: Registry name of the method.
+        params: The settings used.
+        seconds: Wall time of the unlearning call.
+        steps: Optimiser steps taken (0 for closed-form methods).
+        samples_seen: Forward passes per split ("forget", "retain", ...): the
+            data the method touched.
+        diagnostics: Method-specific extras (loss history, ...).
+    """
+
+    model: nn.Module
+    method: str
+    params: dict[str, Any]
+    seconds: float
+    steps: int = 0
+    samples_seen: dict[str, int] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """Everything a method's ``_unlearn`` may use besides the working copy.
+
+    ``original`` is the caller's model: read it (e.g. as a teacher), never
+    train it. ``count(split, n)`` records data touched.
+    """
+
+    original: nn.Module
+    splits: Splits
+    seed: int
+    device: torch.device
+    progress: bool
+    recipe: TrainConfig | None
+    generator: torch.Generator
+    steps: int = 0
+    touched: Counter[str] = field(default_factory=Counter)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, split: str, n: int) -> None:
+        self.touched[split] += int(n)
+
+
+class _Guard:
+    """Snapshot of a module tree's train/eval flags and hooks; restores both.
+
+    Hooks a method registered on the caller's model and forgot to remove are
+    removed; flags are set back. Used in a ``finally`` so it holds on errors.
+    """
+
+    _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+    def __init__(self, model: nn.Module) -> None:
+        self.modes = [(m, m.training) for m in model.modules()]
+        self.hooks = [
+            (m, name, set(getattr(m, name).keys()))
+            for m in model.modules()
+            for name in self._HOOK_DICTS
+            if hasattr(m, name)
+        ]
+
+    def restore(self) -> None:
+        for m, mode in self.modes:
+            m.training = mode
+        for m, name, keys in self.hooks:
+            d = getattr(m, name)
+            for k in list(d.keys()):
+                if k not in keys:
+                    del d[k]
+
+
+class Unlearner:
+    """Base class of all unlearning methods.
+
+    Subclasses set the class attributes below and implement
+    :meth:`_unlearn`, which receives a private copy of the model to change.
+    Constructor arguments are the method's settings, stored as given and
+    validated when :meth:`unlearn` (or :meth:`validate_params`) runs.
+    """
+
+    name: ClassVar[str] = "unlearner"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    supports: ClassVar[frozenset[str]] = frozenset({"classes", "samples"})
+    defaults: ClassVar[dict[str, Any]] = {}
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {}
+    identity_params: ClassVar[dict[str, Any] | None] = None
+    identity_exempt: ClassVar[str | None] = None
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            name = sorted(unknown)[0]
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise ParameterError(
+                f"{type(self).__name__} got an unexpected parameter {name!r}; valid parameters: {valid}."
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+
+    def __getattr__(self, key: str) -> Any:
+        params = self.__dict__.get("params")
+        if params is not None and key in params:
+            return params[key]
+        raise AttributeError(key)
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.params.items() if self.defaults.get(k) != v)
+        return f"{type(self).__name__}({changed})"
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def validate_params(self) -> None:
+        """Check the settings against ``parameter_constraints`` (one error template)."""
+        validate_parameters(type(self).__name__, self.params, self.parameter_constraints)
+
+    def check_request(self, splits: Splits) -> None:
+        if splits.kind not in self.supports:
+            raise UnsupportedRequestError(
+                f"method {self.name!r} does not support {splits.kind} requests; it supports: "
+                f"{', '.join(sorted(self.supports))}."
+            )
+
+    def unlearn(
+        self,
+        model: nn.Module,
+        splits: Splits,
+        *,
+        seed: int = 0,
+        recipe: TrainConfig | None = None,
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> Outcome:
+        """Return an :class:`Outcome` whose model has forgotten ``splits.forget``.
+
+        Args:
+            model: The trained model; never modified.
+            splits: Retain / forget / holdout / test views for the request.
+            seed: Seeds all randomness of the method (same seed, same result).
+            recipe: The original training recipe (required by ``retrain``).
+            device: Where to compute.
+            progress: Show a progress bar on long work.
+        """
+        self.validate_params()
+        self.check_request(splits)
+        if "recipe" in self.needs and recipe is None:
+            raise ParameterError(
+                f"The 'recipe' parameter of {type(self).__name__}.unlearn must be the original TrainConfig; got None."
+            )
+        guard = _Guard(model)
+        dev = torch.device(device)
+        start = time.perf_counter()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                work = copy.deepcopy(model).to(dev)
+                ctx = Context(
+                    original=model,
+                    splits=splits,
+                    seed=int(seed),
+                    device=dev,
+                    progress=progress,
+                    recipe=recipe,
+                    generator=torch.Generator().manual_seed(int(seed)),
+                )
+                new_model = self._unlearn(work, ctx)
+            new_model.eval()
+        finally:
+            guard.restore()
+        seconds = time.perf_counter() - start
+        return Outcome(
+            model=new_model,
+            method=self.name,
+            params=self.get_params(),
+            seconds=seconds,
+            steps=ctx.steps,
+            samples_seen=dict(ctx.touched),
+            diagnostics=ctx.diagnostics,
+        )
+
+    def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
+        raise NotImplementedError

@@ -1,0 +1,114 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, recall_score
+
+from unlearnkit import METRICS, collect, evaluate
+from unlearnkit.artifacts import dumps
+from unlearnkit.metrics import accuracy, gap, loss_attack_accuracy, mia_nonmembers, per_class_accuracy
+from unlearnkit.outputs import Collected, Outputs
+
+
+def _outputs(n=200, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Outputs(torch.randn(n, k, generator=g), torch.randint(0, k, (n,), generator=g))
+
+
+def test_accuracy_matches_sklearn():
+    o = _outputs()
+    assert accuracy(o) == pytest.approx(accuracy_score(o.labels.numpy(), o.logits.argmax(1).numpy()))
+
+
+def test_restricted_accuracy_matches_masked_argmax():
+    o = _outputs()
+    keep = [0, 2, 4]
+    masked = o.logits.clone()
+    masked[:, [1, 3]] = -math.inf
+    sub = o.of_classes(keep)
+    ref = accuracy_score(sub.labels.numpy(), masked[torch.isin(o.labels, torch.tensor(keep))].argmax(1).numpy())
+    assert accuracy(sub, keep) == pytest.approx(ref)
+
+
+def test_per_class_accuracy_is_recall():
+    o = _outputs(k=4)
+    ref = recall_score(o.labels.numpy(), o.logits.argmax(1).numpy(), average=None, labels=[0, 1, 2, 3])
+    assert per_class_accuracy(o, 4) == pytest.approx(list(ref))
+    assert per_class_accuracy(Outputs(o.logits[:0], o.labels[:0]), 2) == [None, None]
+
+
+def test_losses_match_cross_entropy_and_handle_masked_logits():
+    o = _outputs()
+    assert torch.allclose(o.losses, F.cross_entropy(o.logits, o.labels, reduction="none"), atol=1e-6)
+    logits = o.logits.clone()
+    logits[:, 0] = -math.inf
+    masked = Outputs(logits, o.labels)
+    assert bool(torch.isinf(masked.losses[o.labels == 0]).all())
+    assert bool(torch.isfinite(masked.losses[o.labels != 0]).all())
+
+
+def test_loss_attack_separable_and_indistinguishable():
+    g = torch.Generator().manual_seed(0)
+    members = torch.rand(300, generator=g) * 0.1
+    far = 1.0 + torch.rand(300, generator=g)
+    assert loss_attack_accuracy(members, far, seed=0) == pytest.approx(1.0)
+    same = torch.rand(300, generator=g) * 0.1
+    assert abs(loss_attack_accuracy(members, same, seed=0) - 0.5) < 0.06
+    assert loss_attack_accuracy(members, torch.tensor([float("inf")] * 300), seed=0) == pytest.approx(1.0)
+    assert loss_attack_accuracy(members[:3], far, seed=0) is None
+
+
+def test_loss_attack_subsamples_larger_side_with_seed():
+    g = torch.Generator().manual_seed(1)
+    m, n = torch.rand(50, generator=g), torch.rand(5000, generator=g) + 0.3
+    a, b = loss_attack_accuracy(m, n, seed=3), loss_attack_accuracy(m, n, seed=3)
+    assert a == b and 0.5 < a <= 1.0
+
+
+def test_mia_nonmembers_come_from_forget_classes(trained_mlp, class_splits, sample_splits):
+    c = collect(trained_mlp, class_splits)
+    pool = mia_nonmembers(c)
+    assert set(pool.labels.tolist()) == {3}
+    n3 = int((class_splits.holdout.labels == 3).sum() + (class_splits.test.labels == 3).sum())
+    assert len(pool) == n3
+    cs = collect(trained_mlp, sample_splits)
+    assert set(mia_nonmembers(cs).labels.tolist()) == set(sample_splits.forget.labels.tolist())
+
+
+def test_evaluate_class_request(trained_mlp, class_splits):
+    m = evaluate(collect(trained_mlp, class_splits), seed=0)
+    assert set(m) == set(METRICS.names())
+    for k in ("forget_accuracy", "retain_accuracy", "test_accuracy", "forgotten_class_test_accuracy", "mia_accuracy"):
+        assert 0.0 <= m[k] <= 1.0
+    assert m["forget_accuracy"] > 0.8  # trained model still knows class 3
+    assert len(m["per_class_test_accuracy"]) == 10
+
+
+def test_evaluate_sample_request_skips_class_only_metrics(trained_mlp, sample_splits):
+    m = evaluate(collect(trained_mlp, sample_splits), seed=0)
+    assert "forgotten_class_test_accuracy" not in m
+
+
+def test_test_accuracy_uses_remaining_classes_only():
+    # Forgotten class 1 gets the largest logit everywhere: restricted accuracy ignores it.
+    labels = torch.tensor([0, 2, 0, 2, 1])
+    logits = torch.tensor([[2.0, 9, 0], [0, 9, 2], [2, 9, 0], [2, 9, 0], [0, 9, 0]])
+    out = Outputs(logits, labels)
+    c = Collected({"test": out, "forget": out, "retain": out, "holdout": out}, 3, (1,))
+    assert METRICS.get("test_accuracy")(c) == pytest.approx(3 / 4)
+    assert METRICS.get("forgotten_class_test_accuracy")(c) == pytest.approx(1.0)
+
+
+def test_directions_declared():
+    for name, m in METRICS.items():
+        assert m.direction in ("higher", "lower", "retrain"), name
+    assert METRICS.get("test_accuracy").higher_is_better is True
+    assert METRICS.get("mia_accuracy").higher_is_better is None
+
+
+def test_gap_and_json_have_no_nan():
+    assert gap(0.25, 0.75) == 0.5 and gap(None, 0.1) is None and gap([0.1], 0.1) is None
+    text = dumps({"a": float("nan"), "b": [float("inf"), 1.0], "c": np.float64(2.0).item()})
+    assert "NaN" not in text and "Infinity" not in text and '"a": null' in text
