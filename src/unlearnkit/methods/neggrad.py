@@ -113,8 +113,8 @@ class NegGradPlus(Unlearner):
     name: ClassVar[str] = "neggrad_plus"
     needs: ClassVar[frozenset[str]] = frozenset({"forget", "retain"})
     defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 1,
-        "lr": 0.01,
+        "epochs": 2,
+        "lr": 0.02,
         "beta": 0.8,
         "batch_size": 128,
         "retain_batch_size": 128,
