@@ -25,7 +25,7 @@ from unlearnkit.metrics import accuracy, evaluate, gap
 from unlearnkit.models import MODELS, build_model
 from unlearnkit.outputs import Collected, collect
 from unlearnkit.scenarios import make_scenario
-from unlearnkit.tables import results_table
+from unlearnkit.tables import mean_std, results_table
 from unlearnkit.training import TrainConfig, fit
 
 # Metrics whose gap to the retrained reference is reported with each row.
@@ -101,7 +101,24 @@ class ExperimentResult:
 
     def table(self) -> str:
         title = self.config.name or f"{self.config.dataset} / {self.config.model} / {self.config.scenario}"
-        return results_table(self.results, title=title)
+        return results_table(self.results, title=title) + "\n" + self.footnote()
+
+    def footnote(self) -> str:
+        """How much the original memorised, and how to read the table."""
+        facts = [d["original"] for d in self.data]
+        train = mean_std([f["train_accuracy"] for f in facts])[0]
+        test = mean_std([f["test_accuracy_all"] for f in facts])[0]
+        gap_ = mean_std([f["train_test_gap"] for f in facts])[0]
+        seeds = ", ".join(str(d["seed"]) for d in self.data)
+        lines = []
+        if train is not None and test is not None and gap_ is not None:
+            lines.append(
+                f"original: train acc {100 * train:.1f}%, test acc {100 * test:.1f}% "
+                f"(train-test gap {100 * gap_:.1f} points); seeds {seeds}; "
+                f"n_forget {self.data[0]['n_forget']}, n_retain {self.data[0]['n_retain']}"
+            )
+        lines.append("goal: forget acc and MIA acc close to retrain's; speed-up = retrain seconds / method seconds")
+        return "\n".join(lines)
 
 
 def _row(

@@ -64,7 +64,8 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
         cells = [m]
         for _, key, pct, digits in present:
             cells.append(fmt_value(*mean_std([r["metrics"].get(key) for r in rs]), percent=pct, digits=digits))
-        cells.append(fmt_value(*mean_std([r["seconds"] for r in rs]), percent=False, digits=2))
+        sec = mean_std([r["seconds"] for r in rs])
+        cells.append(fmt_value(*sec, percent=False, digits=2 if (sec[0] or 0) >= 0.1 else 3))
         sp = mean_std([r["speedup"] for r in rs])
         cells.append("—" if sp[0] is None else f"{sp[0]:.1f}x")
         rows.append(cells)
