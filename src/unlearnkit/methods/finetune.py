@@ -44,9 +44,7 @@ class Finetune(Unlearner):
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
-        config = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum
-        )
+        config = TrainConfig.from_dict(self.params)  # the optimiser settings this method shares with the trainer
         stats = fit(
             model, ctx.splits.retain, config, seed=ctx.seed, device=ctx.device, progress=ctx.progress, desc="finetune"
         )

@@ -81,9 +81,7 @@ class NegGrad(Unlearner):
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
-        config = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum
-        )
+        config = TrainConfig.from_dict(self.params)  # the optimiser settings this method shares with the trainer
         optimizer = make_optimizer(model.parameters(), config)
         forget = to_device(ctx.splits.forget, ctx.device)
         model.train()
@@ -131,9 +129,7 @@ class NegGradPlus(Unlearner):
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
-        config = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum
-        )
+        config = TrainConfig.from_dict(self.params)  # the optimiser settings this method shares with the trainer
         optimizer = make_optimizer(model.parameters(), config)
         forget = to_device(ctx.splits.forget, ctx.device)
         retain_stream = endless_batches(to_device(ctx.splits.retain, ctx.device), self.retain_batch_size, ctx.generator)
