@@ -79,7 +79,8 @@ def test_mia_nonmembers_come_from_forget_classes(trained_mlp, class_splits, samp
 
 def test_evaluate_class_request(trained_mlp, class_splits):
     m = evaluate(collect(trained_mlp, class_splits), seed=0)
-    assert set(m) == set(METRICS.names())
+    scenario_only = {"forget_true_label_accuracy", "interclass_confusion"}  # need the mislabel scenario
+    assert set(m) == set(METRICS.names()) - scenario_only
     for k in ("forget_accuracy", "retain_accuracy", "test_accuracy", "forgotten_class_test_accuracy", "mia_accuracy"):
         assert 0.0 <= m[k] <= 1.0
     assert m["forget_accuracy"] > 0.8  # trained model still knows class 3
@@ -112,3 +113,31 @@ def test_gap_and_json_have_no_nan():
     assert gap(0.25, 0.75) == 0.5 and gap(None, 0.1) is None and gap([0.1], 0.1) is None
     text = dumps({"a": float("nan"), "b": [float("inf"), 1.0], "c": np.float64(2.0).item()})
     assert "NaN" not in text and "Infinity" not in text and '"a": null' in text
+
+
+def test_tta_transforms_and_metrics():
+    from unlearnkit.outputs import INPUT_TRANSFORMS
+
+    x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5)
+    assert torch.equal(INPUT_TRANSFORMS.get("hflip")(x)[0, 0, 0], torch.tensor([4.0, 3, 2, 1, 0]))
+    assert torch.equal(INPUT_TRANSFORMS.get("vflip")(x)[0, 0, :, 0], torch.tensor([15.0, 10, 5, 0]))
+    img = torch.zeros(1, 1, 10, 10)
+    img[..., 5:, :] = 1.0  # bottom half bright
+    crop = INPUT_TRANSFORMS.get("crop90")(img)
+    assert crop.shape == img.shape and 0.0 < float(crop.mean()) < 1.0
+    const = torch.full((1, 3, 20, 20), 0.7)
+    assert torch.allclose(INPUT_TRANSFORMS.get("crop90")(const), const)
+
+
+def test_tta_metrics_collected_for_images_only(trained_mlp, class_splits):
+    from unlearnkit import ForgetRequest, Splits
+
+    c = collect(trained_mlp, class_splits)
+    assert {"forget@hflip", "forget@vflip", "forget@crop90"} <= set(c.outputs)
+    m = evaluate(c)
+    assert 0.0 <= m["forget_accuracy_hflip"] <= 1.0
+    flat_x = class_splits.train.x.flatten(1)
+    flat = Splits.from_tensors(flat_x, class_splits.train.y, ForgetRequest.from_indices([0, 1, 2, 3, 4, 5]),
+                               x_holdout=flat_x[:50], y_holdout=class_splits.train.y[:50])  # fmt: skip
+    model = torch.nn.Sequential(torch.nn.Linear(64, 10))
+    assert "forget_accuracy_hflip" not in evaluate(collect(model, flat))

@@ -61,7 +61,14 @@ def _add_training(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
 
 
 def _add_scenario(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", default=None, help="scenario name (unlearnkit list scenarios): class or random")
+    p.add_argument("--scenario", default=None, help="scenario name (unlearnkit list scenarios)")
+    p.add_argument(
+        "--scenario-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario option, e.g. --scenario mislabel --scenario-set count=50",
+    )
     _add_forget(p)
 
 
@@ -216,6 +223,11 @@ def _scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any
         elif args.forget_fraction is not None:
             options["fraction"] = args.forget_fraction
         options["stratified"] = not args.no_stratify
+    elif any(getattr(args, f) is not None for f in ("forget_classes", "forget_fraction", "forget_count")):
+        raise ParameterError(
+            f"The {name!r} scenario builds its own forget set; set its options with --scenario-set KEY=VALUE."
+        )
+    options.update(_settings(getattr(args, "scenario_set", []), qualified=False).get("", {}))
     return make_scenario(name, **options)
 
 

@@ -68,7 +68,7 @@ class ExperimentConfig:
         DATASETS.get(self.dataset)
         MODELS.get(self.model)
         scenario = make_scenario(self.scenario, **dict(self.scenario_options))
-        kind = scenario.default_request().kind
+        kind = scenario.kind
         if not self.seeds:
             raise ParameterError("The 'seeds' parameter must hold at least one seed; got [].")
         for s in self.seeds:

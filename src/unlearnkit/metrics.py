@@ -9,13 +9,14 @@ a list (per-class values) or ``None`` where the metric is undefined.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 import torch
 
+from unlearnkit.data.splits import Splits
 from unlearnkit.outputs import Collected, Outputs
 from unlearnkit.registry import Registry
 
@@ -104,6 +105,17 @@ class Metric:
     description: str
     kinds: frozenset[str] = frozenset({"classes", "samples"})
     scalar: bool = True
+    requires: tuple[str, ...] = ("forget",)  # split names read (see outputs.collect)
+    requires_info: tuple[str, ...] = ()  # scenario facts read (Splits.info keys)
+
+    def applies_to(self, kind: str, splits: Iterable[str], info: Iterable[str]) -> bool:
+        """Whether the metric is defined for a request kind given the available splits / facts."""
+        available = set(splits)
+        return (
+            kind in self.kinds
+            and all(r.partition("@")[0] in available for r in self.requires)
+            and set(self.requires_info) <= set(info)
+        )
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -129,12 +141,19 @@ def _forget_accuracy(c: Collected, seed: int) -> MetricValue:
     return accuracy(c["forget"])
 
 
-@_register("retain_accuracy", "higher", "accuracy on the retain set (remaining classes' logits for class requests)")
+@_register(
+    "retain_accuracy",
+    "higher",
+    "accuracy on the retain set (remaining classes' logits for class requests)",
+    requires=("retain",),
+)
 def _retain_accuracy(c: Collected, seed: int) -> MetricValue:
     return accuracy(c["retain"], c.remaining_classes if c.forget_classes else None)
 
 
-@_register("test_accuracy", "higher", "accuracy on test samples of the classes still to be predicted")
+@_register(
+    "test_accuracy", "higher", "accuracy on test samples of the classes still to be predicted", requires=("test",)
+)
 def _test_accuracy(c: Collected, seed: int) -> MetricValue:
     if not c.forget_classes:
         return accuracy(c["test"])
@@ -146,6 +165,7 @@ def _test_accuracy(c: Collected, seed: int) -> MetricValue:
     "lower",
     "accuracy on test samples of the forgotten classes (class requests only)",
     kinds=frozenset({"classes"}),
+    requires=("test",),
 )
 def _forgotten_class_test_accuracy(c: Collected, seed: int) -> MetricValue:
     if not c.forget_classes:
@@ -153,7 +173,13 @@ def _forgotten_class_test_accuracy(c: Collected, seed: int) -> MetricValue:
     return accuracy(c["test"].of_classes(c.forget_classes))
 
 
-@_register("per_class_test_accuracy", "higher", "test accuracy per true class (list of k values)", scalar=False)
+@_register(
+    "per_class_test_accuracy",
+    "higher",
+    "test accuracy per true class (list of k values)",
+    scalar=False,
+    requires=("test",),
+)
 def _per_class(c: Collected, seed: int) -> MetricValue:
     return per_class_accuracy(c["test"], c.num_classes)
 
@@ -170,15 +196,87 @@ def mia_nonmembers(c: Collected) -> Outputs:
     "retrain",
     "mean 5-fold CV accuracy (5 repeats) of a logistic-regression loss attack: "
     "forget set vs never-seen samples of its classes",
+    requires=("forget", "holdout", "test"),
 )
 def _mia_accuracy(c: Collected, seed: int) -> MetricValue:
     return loss_attack_accuracy(c["forget"].losses, mia_nonmembers(c).losses, seed=seed)
 
 
+@_register(
+    "forget_true_label_accuracy",
+    "higher",
+    "accuracy on the forget set with its true labels (mislabel scenario: the labels before corruption)",
+    requires=("forget_true",),
+)
+def _forget_true_label_accuracy(c: Collected, seed: int) -> MetricValue:
+    return accuracy(c["forget_true"])
+
+
+@_register(
+    "interclass_confusion",
+    "lower",
+    "test samples of class a predicted as b plus those of b predicted as a (a count; mislabel scenario)",
+    requires=("test",),
+    requires_info=("confused_classes",),
+)
+def _interclass_confusion(c: Collected, seed: int) -> MetricValue:
+    a, b = (int(v) for v in c.info["confused_classes"])  # type: ignore[attr-defined]
+    test = c["test"]
+    preds = test.predictions(c.remaining_classes if c.forget_classes else None)
+    return float(((test.labels == a) & (preds == b)).sum() + ((test.labels == b) & (preds == a)).sum())
+
+
+def _tta_metric(transform: str) -> MetricFn:
+    def fn(c: Collected, seed: int) -> MetricValue:
+        return accuracy(c[f"forget@{transform}"])
+
+    return fn
+
+
+# 002's test-time-augmentation check: forget accuracy under input transforms.
+for _t, _what in (("hflip", "horizontal flip"), ("vflip", "vertical flip"), ("crop90", "90% centre crop resized back")):
+    METRICS.register(
+        f"forget_accuracy_{_t}",
+        Metric(
+            f"forget_accuracy_{_t}",
+            _tta_metric(_t),
+            "retrain",
+            f"forget accuracy under test-time {_what} (two-stage paper's TTA check)",
+            requires=(f"forget@{_t}",),
+        ),
+    )
+
+
+def _applicable(kind: str, splits: Iterable[str], info: Iterable[str]) -> list[str]:
+    splits, info = list(splits), list(info)
+    return [n for n, m in METRICS.items() if m.applies_to(kind, splits, info)]
+
+
+def required_splits(splits: Splits, metrics: Sequence[str] | None = None) -> list[str]:
+    """Split names (with transforms, e.g. ``forget@hflip``) the metrics read on ``splits``."""
+    from unlearnkit.outputs import split_views
+
+    available = split_views(splits)
+    names = list(metrics) if metrics is not None else _applicable(splits.kind, available, splits.info)
+    if metrics is None and splits.train.x.dim() != 4:  # test-time image transforms need (N, C, H, W) inputs
+        names = [n for n in names if not any("@" in r for r in METRICS.get(n).requires)]
+    needed: list[str] = []
+    for n in names:
+        for r in METRICS.get(n).requires:
+            if r not in needed:
+                needed.append(r)
+    return needed
+
+
 def evaluate(collected: Collected, metrics: Sequence[str] | None = None, *, seed: int = 0) -> dict[str, MetricValue]:
-    """Compute the named metrics (default: all that apply to the request kind)."""
+    """Compute the named metrics (default: all that apply to the request kind and
+    whose splits were collected)."""
     kind = "classes" if collected.forget_classes else "samples"
-    names = list(metrics) if metrics is not None else [n for n, m in METRICS.items() if kind in m.kinds]
+    if metrics is None:
+        names = _applicable(kind, {n.partition("@")[0] for n in collected.outputs}, collected.info)
+        names = [n for n in names if all(r in collected for r in METRICS.get(n).requires)]
+    else:
+        names = list(metrics)
     return {n: METRICS.get(n)(collected, seed) for n in names}
 
 

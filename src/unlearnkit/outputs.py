@@ -7,15 +7,17 @@ Metrics and attacks are pure functions of the resulting :class:`Collected`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.data.splits import Splits, View
+from unlearnkit.registry import Registry
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,7 +65,10 @@ class Collected:
     outputs: dict[str, Outputs]
     num_classes: int
     forget_classes: tuple[int, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # scenario facts, e.g. {"confused_classes": (0, 1)}
+
+    def __contains__(self, split: str) -> bool:
+        return split in self.outputs
 
     def __getitem__(self, split: str) -> Outputs:
         return self.outputs[split]
@@ -73,41 +78,89 @@ class Collected:
         return [c for c in range(self.num_classes) if c not in self.forget_classes]
 
 
+def _hflip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def _vflip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-2)
+
+
+def _crop90(x: torch.Tensor) -> torch.Tensor:
+    """Centre crop keeping 90% of height and width, resized back (bilinear)."""
+    h, w = x.shape[-2:]
+    ch, cw = max(1, round(0.9 * h)), max(1, round(0.9 * w))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[..., top : top + ch, left : left + cw]
+    return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+
+
+# Test-time augmentations of 002 (two-stage paper): a split name "forget@hflip"
+# means the forget set with that transform applied to every input.
+INPUT_TRANSFORMS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("input transform")
+INPUT_TRANSFORMS.register("hflip", _hflip)
+INPUT_TRANSFORMS.register("vflip", _vflip)
+INPUT_TRANSFORMS.register("crop90", _crop90)
+
+
 @torch.no_grad()
-def outputs_of(model: nn.Module, view: View, *, batch_size: int = 2048, device: str | torch.device = "cpu") -> Outputs:
-    """Run ``model`` over ``view`` in eval mode; the model's mode is restored."""
+def outputs_of(
+    model: nn.Module,
+    view: View,
+    *,
+    batch_size: int = 2048,
+    device: str | torch.device = "cpu",
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Outputs:
+    """Run ``model`` over ``view`` (inputs passed through ``transform``) in eval
+    mode; the model's mode is restored."""
     was_training = model.training
     model.eval()
     chunks = []
     try:
         for xb, _ in view.batches(batch_size):
-            chunks.append(model(xb.to(device)).float().cpu())
+            xb = xb.to(device)
+            chunks.append(model(transform(xb) if transform is not None else xb).float().cpu())
     finally:
         model.train(was_training)
     logits = torch.cat(chunks) if chunks else torch.zeros(0, 0)
     return Outputs(logits, view.labels.cpu())
 
 
-DEFAULT_SPLITS = ("forget", "retain", "test", "holdout")
-
-
-def collect(
-    model: nn.Module,
-    splits: Splits,
-    *,
-    names: Sequence[str] = DEFAULT_SPLITS,
-    device: str | torch.device = "cpu",
-) -> Collected:
-    """Collect ``model``'s outputs on each named split of ``splits``."""
-    views: dict[str, View] = {
+def split_views(splits: Splits) -> dict[str, View]:
+    """Every named view of ``splits``: the four standard ones plus its extras."""
+    return {
         "forget": splits.forget,
         "retain": splits.retain,
         "test": splits.test,
         "holdout": splits.holdout,
         **splits.extras,
     }
-    return Collected(
-        {n: outputs_of(model, views[n], device=device) for n in names},
-        splits.num_classes,
-        splits.forget_classes,
-    )
+
+
+def collect(
+    model: nn.Module,
+    splits: Splits,
+    *,
+    names: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> Collected:
+    """Collect ``model``'s outputs on each named split of ``splits``, once.
+
+    ``names`` are view names, optionally with a test-time transform
+    (``"forget@hflip"``); by default every split some registered metric
+    applicable to ``splits`` reads (see :func:`unlearnkit.metrics.required_splits`).
+    """
+    if names is None:
+        from unlearnkit.metrics import required_splits
+
+        names = required_splits(splits)
+    views = split_views(splits)
+    outputs = {}
+    for name in names:
+        base, _, tname = name.partition("@")
+        if base not in views:
+            raise KeyError(f"no split named {base!r}; available: {', '.join(views)}")
+        transform = INPUT_TRANSFORMS.get(tname) if tname else None
+        outputs[name] = outputs_of(model, views[base], device=device, transform=transform)
+    return Collected(outputs, splits.num_classes, splits.forget_classes, dict(splits.info))

@@ -15,12 +15,14 @@ image data until a batch is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import torch
@@ -382,6 +384,7 @@ class Splits:
     forget_classes: tuple[int, ...] = ()
     extras: Mapping[str, View] = field(default_factory=lambda: MappingProxyType({}))
     request: ForgetRequest | None = None
+    info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_request(
@@ -457,15 +460,8 @@ class Splits:
 
     def with_extras(self, **views: View) -> Splits:
         """A copy with extra named views added (e.g. ``ood=View.of(x, y)``)."""
-        merged = dict(self.extras)
-        merged.update(views)
-        return Splits(
-            self.train,
-            self.forget_positions,
-            self.holdout,
-            self.test,
-            self.num_classes,
-            self.forget_classes,
-            MappingProxyType(merged),
-            self.request,
-        )
+        return dataclasses.replace(self, extras=MappingProxyType({**self.extras, **views}))
+
+    def with_info(self, **info: Any) -> Splits:
+        """A copy with scenario facts added (e.g. ``confused_classes=(0, 1)``) that metrics read."""
+        return dataclasses.replace(self, info=MappingProxyType({**self.info, **info}))
