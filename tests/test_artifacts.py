@@ -96,3 +96,17 @@ def test_atomic_json_write(tmp_path):
     write_json_atomic(tmp_path / "a" / "r.json", {"x": 1.0, "y": float("nan")})
     assert json.loads((tmp_path / "a" / "r.json").read_text()) == {"x": 1.0, "y": None}
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["r.json"]
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        save_model(build_model("mlp", (1, 8, 8), 10), tmp_path / "m", _meta())
+        write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644

@@ -55,3 +55,21 @@ def test_demo_random_scenario_memorises(mnist):
     assert rows["retrain"]["metrics"]["mia_accuracy"] < 0.53
     assert rows["retrain"]["metrics"]["forget_accuracy"] < 0.96
     assert rows["original"]["metrics"]["forget_accuracy"] == 1.0
+
+
+def test_scrub_moves_further_than_finetune_on_mnist_rb(mnist):
+    """Issue criterion, with the settings bench/distillation.py chose on the holdout split.
+
+    Measured (seed 0): forget accuracy original 100%, finetune 100%, scrub 97%, retrain 91%;
+    test accuracy scrub 94.7% vs retrain 93.7% (seeds 1, 2: 1.8 and 0.1 points apart).
+    """
+    config = dataclasses.replace(
+        demo_configs()[1],
+        methods=("finetune", "scrub"),
+        method_params={"finetune": {"epochs": 20, "lr": 0.02},
+                       "scrub": {"max_steps": 8, "steps": 11, "max_lr": 0.02, "forget_kl_cap": 0.5}},
+    )  # fmt: skip
+    rows = _rows(run_experiment(config, dataset=mnist))
+    forget = {m: rows[m]["metrics"]["forget_accuracy"] for m in ("original", "retrain", "finetune", "scrub")}
+    assert forget["retrain"] < forget["scrub"] < forget["finetune"] <= forget["original"]
+    assert abs(rows["scrub"]["metrics"]["test_accuracy"] - rows["retrain"]["metrics"]["test_accuracy"]) < 0.02

@@ -58,6 +58,12 @@ def dumps(obj: Any) -> str:
     return json.dumps(clean_json(obj), indent=2, allow_nan=False) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
@@ -68,6 +74,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -123,6 +130,7 @@ def save_model(
         (tmp / SIDECAR).write_text(dumps(meta))
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(dumps(obj))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
         if out.exists():
             out.rmdir()  # empty, checked above
         os.rename(tmp, out)

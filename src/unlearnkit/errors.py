@@ -36,5 +36,9 @@ class OutputExistsError(UnlearnkitError):
     """An output location already holds results that must not be overwritten."""
 
 
+class DivergenceError(UnlearnkitError):
+    """A method's loss became non-finite: its settings are too aggressive for this model."""
+
+
 class UnsupportedRequestError(UnlearnkitError):
     """A method cannot handle the kind of forget request it was given."""

@@ -19,7 +19,7 @@ import torch
 from unlearnkit.data.datasets import DATASETS, Dataset, load_dataset
 from unlearnkit.data.splits import split_dataset
 from unlearnkit.env import environment, resolve_device
-from unlearnkit.errors import ParameterError, UnsupportedRequestError
+from unlearnkit.errors import DivergenceError, ParameterError, UnsupportedRequestError
 from unlearnkit.methods import Retrain, make_method
 from unlearnkit.metrics import accuracy, evaluate, gap
 from unlearnkit.models import MODELS, build_model
@@ -62,6 +62,7 @@ class ExperimentConfig:
     data_dir: str | None = None
     device: str = "cpu"
     name: str | None = None
+    track_validation: bool = False  # holdout accuracy per epoch -> epochs_to_best (not timed)
 
     def validate(self) -> None:
         """Check every name, option and setting before any work is done."""
@@ -182,7 +183,15 @@ def run_experiment(
             f"MIA acc {orig_m['mia_accuracy']:.3f}, trained in {stats.seconds:.1f}s"
         )
 
-        retrain = Retrain().unlearn(original, splits, seed=seed, recipe=config.train, device=device, progress=progress)
+        retrain = Retrain().unlearn(
+            original,
+            splits,
+            seed=seed,
+            recipe=config.train,
+            device=device,
+            progress=progress,
+            track_validation=config.track_validation,
+        )
         ref_m = evaluate(collect(retrain.model, splits, device=device), seed=seed)
         results.append(
             _row(
@@ -207,6 +216,7 @@ def run_experiment(
                 steps=retrain.steps,
                 samples_seen=retrain.samples_seen,
                 params={},
+                diagnostics=_summary(retrain.diagnostics),
             )
         )
         results[-1]["speedup"] = 1.0
@@ -214,7 +224,20 @@ def run_experiment(
             if name == "retrain":
                 continue
             method = make_method(name, **dict(config.method_params.get(name, {})))
-            outcome = method.unlearn(original, splits, seed=seed, recipe=config.train, device=device, progress=progress)
+            try:
+                outcome = method.unlearn(
+                    original,
+                    splits,
+                    seed=seed,
+                    recipe=config.train,
+                    device=device,
+                    progress=progress,
+                    track_validation=config.track_validation,
+                )
+            except DivergenceError as exc:  # recorded, not fatal: the other methods still run
+                say(f"[{config.scenario} seed {seed}] {name} failed: {exc}")
+                results.append(_row(name, seed, config.scenario, None, {}, error=str(exc), params=method.get_params()))
+                continue
             m = evaluate(collect(outcome.model, splits, device=device), seed=seed)
             row = _row(
                 name,
@@ -226,10 +249,16 @@ def run_experiment(
                 steps=outcome.steps,
                 samples_seen=outcome.samples_seen,
                 params=outcome.params,
+                diagnostics=_summary(outcome.diagnostics),
             )
             row["speedup"] = retrain.seconds / outcome.seconds if outcome.seconds > 0 else None
             results.append(row)
     return ExperimentResult(config, results, data_facts)
+
+
+def _summary(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar diagnostics of an outcome (epochs to best, neutralisation facts...) for records."""
+    return {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, bool, str, dict)) or k == "val_accuracy"}
 
 
 def _gaps(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float | None]:

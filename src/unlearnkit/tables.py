@@ -50,13 +50,21 @@ RESULT_COLUMNS: list[tuple[str, str, bool, int]] = [
 ]
 
 
-def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = None) -> str:
-    """One row per method (first-seen order), mean ± std over seeds."""
+def results_table(
+    results: Sequence[Mapping[str, Any]],
+    *,
+    title: str | None = None,
+    columns: Sequence[tuple[str, str, bool, int]] | None = None,
+) -> str:
+    """One row per method (first-seen order), mean ± std over seeds.
+
+    ``columns``: (header, metric key, shown as percent, digits); default :data:`RESULT_COLUMNS`.
+    """
     order: list[str] = []
     for r in results:
         if r["method"] not in order:
             order.append(r["method"])
-    present = [c for c in RESULT_COLUMNS if any(r["metrics"].get(c[1]) is not None for r in results)]
+    present = [c for c in (columns or RESULT_COLUMNS) if any(r["metrics"].get(c[1]) is not None for r in results)]
     headers = ["method", *(c[0] for c in present), "seconds", "speed-up"]
     rows = []
     for m in order:
@@ -64,7 +72,7 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
         cells = [m]
         for _, key, pct, digits in present:
             cells.append(fmt_value(*mean_std([r["metrics"].get(key) for r in rs]), percent=pct, digits=digits))
-        sec = mean_std([r["seconds"] for r in rs])
+        sec = mean_std([r["seconds"] for r in rs if r.get("seconds") is not None])
         cells.append(fmt_value(*sec, percent=False, digits=2 if (sec[0] or 0) >= 0.1 else 3))
         sp = mean_std([r["speedup"] for r in rs])
         cells.append("—" if sp[0] is None else f"{sp[0]:.1f}x")

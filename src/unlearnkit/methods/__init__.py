@@ -4,11 +4,19 @@ from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.finetune import Finetune
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.retrain import Retrain
+from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
+from unlearnkit.methods.two_stage import TwoStage
 from unlearnkit.registry import Registry
 
 METHODS: Registry[type[Unlearner]] = Registry("method")
-for _cls in (Retrain, Finetune, NegGrad, NegGradPlus):
-    METHODS.register(_cls.name, _cls)
+METHODS.register("retrain", Retrain)
+METHODS.register("finetune", Finetune)
+METHODS.register("neggrad", NegGrad)
+METHODS.register("neggrad_plus", NegGradPlus)
+METHODS.register("scrub", SCRUB)
+METHODS.register("scrub_attention", AttentionSCRUB)
+METHODS.register("scrub_similarity", SimilaritySCRUB)
+METHODS.register("two_stage", TwoStage)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -22,12 +30,16 @@ __all__ = [
     "KINDS",
     "METHODS",
     "NEEDS",
+    "SCRUB",
+    "AttentionSCRUB",
     "Context",
     "Finetune",
     "NegGrad",
     "NegGradPlus",
     "Outcome",
     "Retrain",
+    "SimilaritySCRUB",
+    "TwoStage",
     "Unlearner",
     "make_method",
 ]

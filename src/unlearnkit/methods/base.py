@@ -76,12 +76,35 @@ class Context:
     progress: bool
     recipe: TrainConfig | None
     generator: torch.Generator
+    track_validation: bool = False
     steps: int = 0
     touched: Counter[str] = field(default_factory=Counter)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    excluded_seconds: float = 0.0
+    val_accuracy: list[float] = field(default_factory=list)
 
     def count(self, split: str, n: int) -> None:
         self.touched[split] += int(n)
+
+    def end_epoch(self, model: nn.Module) -> None:
+        """Record holdout (validation) accuracy after an epoch, when tracking is on.
+
+        Its cost is excluded from the method's reported seconds. For class
+        requests it is measured on the remaining classes only.
+        """
+        if not self.track_validation:
+            return
+        from unlearnkit.metrics import accuracy
+        from unlearnkit.outputs import outputs_of
+
+        start = time.perf_counter()
+        splits = self.splits
+        out = outputs_of(model, splits.holdout, device=self.device)
+        if splits.forget_classes:
+            out = out.of_classes(splits.remaining_classes)
+        acc = accuracy(out, splits.remaining_classes if splits.forget_classes else None)
+        self.val_accuracy.append(float("nan") if acc is None else acc)
+        self.excluded_seconds += time.perf_counter() - start
 
 
 class _Guard:
@@ -172,6 +195,7 @@ class Unlearner:
         recipe: TrainConfig | None = None,
         device: str | torch.device = "cpu",
         progress: bool = False,
+        track_validation: bool = False,
     ) -> Outcome:
         """Return an :class:`Outcome` whose model has forgotten ``splits.forget``.
 
@@ -182,6 +206,8 @@ class Unlearner:
             recipe: The original training recipe (required by ``retrain``).
             device: Where to compute.
             progress: Show a progress bar on long work.
+            track_validation: Record holdout accuracy after every epoch (its
+                time is not counted) and report ``epochs_to_best`` in diagnostics.
         """
         self.validate_params()
         self.check_request(splits)
@@ -204,12 +230,17 @@ class Unlearner:
                     progress=progress,
                     recipe=recipe,
                     generator=torch.Generator().manual_seed(int(seed)),
+                    track_validation=track_validation,
                 )
                 new_model = self._unlearn(work, ctx)
             new_model.eval()
         finally:
             guard.restore()
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start - ctx.excluded_seconds
+        if ctx.val_accuracy:
+            best = max(range(len(ctx.val_accuracy)), key=lambda i: ctx.val_accuracy[i])
+            ctx.diagnostics["val_accuracy"] = ctx.val_accuracy
+            ctx.diagnostics["epochs_to_best"] = best + 1
         return Outcome(
             model=new_model,
             method=self.name,

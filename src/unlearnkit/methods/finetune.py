@@ -46,7 +46,14 @@ class Finetune(Unlearner):
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
         config = TrainConfig.from_dict(self.params)  # the optimiser settings this method shares with the trainer
         stats = fit(
-            model, ctx.splits.retain, config, seed=ctx.seed, device=ctx.device, progress=ctx.progress, desc="finetune"
+            model,
+            ctx.splits.retain,
+            config,
+            seed=ctx.seed,
+            device=ctx.device,
+            progress=ctx.progress,
+            on_epoch_end=lambda _epoch, m: ctx.end_epoch(m),
+            desc="finetune",
         )
         ctx.steps += stats.steps
         ctx.count("retain", stats.samples_seen)

@@ -90,6 +90,7 @@ class NegGrad(Unlearner):
                 _step(model, optimizer, -forget_loss(model(xb), yb, self.forget_loss_cap), self.max_grad_norm)
                 ctx.steps += 1
                 ctx.count("forget", yb.shape[0])
+            ctx.end_epoch(model)
         return model
 
 
@@ -145,4 +146,5 @@ class NegGradPlus(Unlearner):
                 ctx.steps += 1
                 ctx.count("forget", yf.shape[0])
                 ctx.count("retain", yr.shape[0])
+            ctx.end_epoch(model)
         return model

@@ -49,6 +49,7 @@ class Retrain(Unlearner):
             seed=ctx.seed,
             device=ctx.device,
             progress=ctx.progress,
+            on_epoch_end=lambda _epoch, m: ctx.end_epoch(m),
             desc="retrain",
         )
         ctx.steps += stats.steps
