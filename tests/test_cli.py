@@ -220,3 +220,10 @@ def test_indices_npy_accepted(workdir):
     assert main(_unlearn(workdir, "--forget-indices", str(workdir / "idx.npy"), "--no-progress", out="npy")) == 0
     assert json.loads((workdir / "npy" / "model.json").read_text())["unlearning"]["n_forget"] == 20
     assert os.path.exists(workdir / "npy" / "record.json")
+
+
+def test_unlearn_track_validation_records_epochs_to_best(workdir):
+    assert main(_unlearn(workdir, "--forget-classes", "2", "--set", "epochs=3", "--track-validation",
+                         "--no-progress", out="tv")) == 0  # fmt: skip
+    diag = json.loads((workdir / "tv" / "model.json").read_text())["unlearning"]["diagnostics"]
+    assert len(diag["val_accuracy"]) == 3 and 1 <= diag["epochs_to_best"] <= 3

@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True, help="new folder for the unlearned model")
     p.add_argument("--json", default=None, help="also write the run record to this file")
+    p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
     _add_runtime(p)
 
     p = sub.add_parser("evaluate", help="measure a saved model (optionally against a retrained reference)")
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", default=None, help="new folder for record.json and table.md")
     p.add_argument("--json", default=None, help="write the run record to this file")
+    p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
     _add_runtime(p)
     return parser
 
@@ -392,9 +394,10 @@ def _context_from_model(folder: str, data_dir: str | None) -> tuple[Any, dict[st
 def cmd_unlearn(args: argparse.Namespace) -> int:
     from unlearnkit.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
     from unlearnkit.env import environment, resolve_device, set_threads
-    from unlearnkit.experiment import GAP_METRICS
+    from unlearnkit.experiment import GAP_METRICS, summarize_diagnostics
     from unlearnkit.methods import make_method
     from unlearnkit.metrics import evaluate
+    from unlearnkit.models import num_outputs
     from unlearnkit.outputs import collect
     from unlearnkit.training import TrainConfig
 
@@ -409,7 +412,15 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     method.check_request(splits)
     recipe = TrainConfig.from_dict(meta["training"])
     _say(f"{args.method}: forgetting {len(splits.forget)} of {len(splits.train)} training samples")
-    outcome = method.unlearn(model, splits, seed=args.seed, recipe=recipe, device=device, progress=_progress(args))
+    outcome = method.unlearn(
+        model,
+        splits,
+        seed=args.seed,
+        recipe=recipe,
+        device=device,
+        progress=_progress(args),
+        track_validation=args.track_validation,
+    )
     metrics = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights_sha256")}
     unlearning = {
@@ -423,8 +434,13 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         "forget_sha256": splits.request_hash(),
         "n_forget": len(splits.forget),
         "parent_weights_sha256": file_sha256(Path(args.model_dir) / "model.safetensors"),
+        "diagnostics": summarize_diagnostics(outcome.diagnostics),
     }
     new_meta["unlearning"] = unlearning
+    outputs = num_outputs(outcome.model)
+    if outputs != new_meta["architecture"]["num_classes"]:  # a method dropped the forgotten classes' outputs
+        new_meta["architecture"] = {**new_meta["architecture"], "num_classes": outputs}
+        new_meta["output_classes"] = splits.remaining_classes
     new_meta["created_by"] = environment(device)
     record = {
         "config": {
@@ -593,6 +609,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 train_size=args.train_size,
                 data_dir=args.data_dir,
                 device=args.device,
+                track_validation=args.track_validation,
             )
         ]
     for c in configs:

@@ -216,7 +216,7 @@ def run_experiment(
                 steps=retrain.steps,
                 samples_seen=retrain.samples_seen,
                 params={},
-                diagnostics=_summary(retrain.diagnostics),
+                diagnostics=summarize_diagnostics(retrain.diagnostics),
             )
         )
         results[-1]["speedup"] = 1.0
@@ -249,14 +249,14 @@ def run_experiment(
                 steps=outcome.steps,
                 samples_seen=outcome.samples_seen,
                 params=outcome.params,
-                diagnostics=_summary(outcome.diagnostics),
+                diagnostics=summarize_diagnostics(outcome.diagnostics),
             )
             row["speedup"] = retrain.seconds / outcome.seconds if outcome.seconds > 0 else None
             results.append(row)
     return ExperimentResult(config, results, data_facts)
 
 
-def _summary(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+def summarize_diagnostics(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
     """The scalar diagnostics of an outcome (epochs to best, neutralisation facts...) for records."""
     return {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, bool, str, dict)) or k == "val_accuracy"}
 

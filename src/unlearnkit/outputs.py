@@ -162,5 +162,22 @@ def collect(
         if base not in views:
             raise KeyError(f"no split named {base!r}; available: {', '.join(views)}")
         transform = INPUT_TRANSFORMS.get(tname) if tname else None
-        outputs[name] = outputs_of(model, views[base], device=device, transform=transform)
+        out = outputs_of(model, views[base], device=device, transform=transform)
+        outputs[name] = expand_outputs(out, splits.num_classes, splits.forget_classes)
     return Collected(outputs, splits.num_classes, splits.forget_classes, dict(splits.info))
+
+
+def expand_outputs(out: Outputs, num_classes: int, forget_classes: Sequence[int]) -> Outputs:
+    """Map a model that dropped the forgotten classes' outputs back onto all k classes.
+
+    A model with k - |C| outputs (output i = the i-th remaining class) is
+    compared on the remaining classes' logits; the forgotten ones become -inf,
+    exactly as for a model that masks them.
+    """
+    width = out.logits.shape[1] if out.logits.dim() == 2 else num_classes
+    if width == num_classes or not forget_classes or width != num_classes - len(forget_classes):
+        return out
+    keep = [c for c in range(num_classes) if c not in forget_classes]
+    full = torch.full((out.logits.shape[0], num_classes), float("-inf"))
+    full[:, keep] = out.logits
+    return Outputs(full, out.labels)

@@ -1,6 +1,7 @@
 """The method registry. Adding a method = its module + one line here + its doc card."""
 
 from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
+from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.retrain import Retrain
@@ -17,6 +18,7 @@ METHODS.register("scrub", SCRUB)
 METHODS.register("scrub_attention", AttentionSCRUB)
 METHODS.register("scrub_similarity", SimilaritySCRUB)
 METHODS.register("two_stage", TwoStage)
+METHODS.register("filtration", LinearFiltration)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -34,6 +36,7 @@ __all__ = [
     "AttentionSCRUB",
     "Context",
     "Finetune",
+    "LinearFiltration",
     "NegGrad",
     "NegGradPlus",
     "Outcome",
