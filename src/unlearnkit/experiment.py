@@ -312,7 +312,7 @@ def demo_configs(
             model="lenet",
             scenario="class",
             scenario_options={"forget_classes": (3,)},
-            methods=DEMO_METHODS,
+            methods=(*DEMO_METHODS, "filtration"),  # class forgetting without training
             seeds=seeds,
             train=TrainConfig(epochs=3, lr=0.05),
             device=device,
