@@ -20,7 +20,7 @@ from unlearnkit.data.datasets import DATASETS, Dataset, load_dataset
 from unlearnkit.data.splits import split_dataset
 from unlearnkit.env import environment, resolve_device
 from unlearnkit.errors import DivergenceError, ParameterError, UnsupportedRequestError
-from unlearnkit.methods import Retrain, make_method
+from unlearnkit.methods import Outcome, Retrain, make_method
 from unlearnkit.metrics import accuracy, evaluate, gap
 from unlearnkit.models import MODELS, build_model
 from unlearnkit.outputs import Collected, collect
@@ -183,15 +183,14 @@ def run_experiment(
             f"MIA acc {orig_m['mia_accuracy']:.3f}, trained in {stats.seconds:.1f}s"
         )
 
-        retrain = Retrain().unlearn(
-            original,
-            splits,
-            seed=seed,
-            recipe=config.train,
-            device=device,
-            progress=progress,
-            track_validation=config.track_validation,
-        )
+        run: dict[str, Any] = {
+            "seed": seed,
+            "recipe": config.train,
+            "device": device,
+            "progress": progress,
+            "track_validation": config.track_validation,
+        }
+        retrain = Retrain().unlearn(original, splits, **run)
         ref_m = evaluate(collect(retrain.model, splits, device=device), seed=seed)
         results.append(
             _row(
@@ -205,55 +204,45 @@ def run_experiment(
                 samples_seen={"train": stats.samples_seen},
             )
         )
-        results.append(
-            _row(
-                "retrain",
-                seed,
-                config.scenario,
-                retrain.seconds,
-                ref_m,
-                gap=_gaps(ref_m, ref_m),
-                steps=retrain.steps,
-                samples_seen=retrain.samples_seen,
-                params={},
-                diagnostics=summarize_diagnostics(retrain.diagnostics),
-            )
-        )
-        results[-1]["speedup"] = 1.0
+        results.append(_outcome_row(retrain, seed, config.scenario, ref_m, ref_m, retrain.seconds))
         for name in config.methods:
             if name == "retrain":
                 continue
             method = make_method(name, **dict(config.method_params.get(name, {})))
             try:
-                outcome = method.unlearn(
-                    original,
-                    splits,
-                    seed=seed,
-                    recipe=config.train,
-                    device=device,
-                    progress=progress,
-                    track_validation=config.track_validation,
-                )
+                outcome = method.unlearn(original, splits, **run)
             except DivergenceError as exc:  # recorded, not fatal: the other methods still run
                 say(f"[{config.scenario} seed {seed}] {name} failed: {exc}")
                 results.append(_row(name, seed, config.scenario, None, {}, error=str(exc), params=method.get_params()))
                 continue
             m = evaluate(collect(outcome.model, splits, device=device), seed=seed)
-            row = _row(
-                name,
-                seed,
-                config.scenario,
-                outcome.seconds,
-                m,
-                gap=_gaps(m, ref_m),
-                steps=outcome.steps,
-                samples_seen=outcome.samples_seen,
-                params=outcome.params,
-                diagnostics=summarize_diagnostics(outcome.diagnostics),
-            )
-            row["speedup"] = retrain.seconds / outcome.seconds if outcome.seconds > 0 else None
-            results.append(row)
+            results.append(_outcome_row(outcome, seed, config.scenario, m, ref_m, retrain.seconds))
     return ExperimentResult(config, results, data_facts)
+
+
+def _outcome_row(
+    outcome: Outcome,
+    seed: int,
+    scenario: str,
+    metrics: dict[str, Any],
+    reference: dict[str, Any],
+    retrain_seconds: float,
+) -> dict[str, Any]:
+    """A result row for an unlearning outcome, with its gap to and speed-up over retraining."""
+    row = _row(
+        outcome.method,
+        seed,
+        scenario,
+        outcome.seconds,
+        metrics,
+        gap=_gaps(metrics, reference),
+        steps=outcome.steps,
+        samples_seen=outcome.samples_seen,
+        params=outcome.params,
+        diagnostics=summarize_diagnostics(outcome.diagnostics),
+    )
+    row["speedup"] = retrain_seconds / outcome.seconds if outcome.seconds > 0 else None
+    return row
 
 
 def summarize_diagnostics(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
