@@ -205,7 +205,8 @@ def _cifar_loader(name: str, num_classes: int) -> Callable[[Path | None], Datase
     )
 
     def load(data_dir: Path | None) -> Dataset:
-        assert data_dir is not None  # load_dataset checks needs_data_dir
+        if data_dir is None:
+            raise DataError(f"dataset {name!r} needs a data folder with its files (it is never downloaded)")
         for sub in (data_dir / bin_dir, data_dir):
             if all((sub / f).is_file() for f in bin_train + bin_test):
                 tr = [read_cifar_bin(sub / f, label_bytes=label_bytes) for f in bin_train]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from unlearnkit.errors import ParameterError
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.models import init_weights
 from unlearnkit.training import fit
@@ -40,7 +41,8 @@ class Retrain(Unlearner):
     identity_exempt: ClassVar[str | None] = "starts from fresh initial weights; no setting returns the input model"
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
-        assert ctx.recipe is not None  # checked by Unlearner.unlearn ("recipe" in needs)
+        if ctx.recipe is None:  # Unlearner.unlearn already refuses this ("recipe" in needs)
+            raise ParameterError("The 'recipe' parameter must be the original TrainConfig; got None.")
         init_weights(model, ctx.seed)
         stats = fit(
             model,

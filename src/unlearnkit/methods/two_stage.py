@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.distillation import distill_kl
+from unlearnkit.errors import ParameterError
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.metrics import accuracy
 from unlearnkit.outputs import outputs_of
@@ -157,7 +158,8 @@ class TwoStage(Unlearner):
         return 0.0 if acc is None else acc
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
-        assert ctx.recipe is not None  # "recipe" in needs: checked by Unlearner.unlearn
+        if ctx.recipe is None:  # Unlearner.unlearn already refuses this ("recipe" in needs)
+            raise ParameterError("The 'recipe' parameter must be the original TrainConfig; got None.")
         splits, k = ctx.splits, ctx.splits.num_classes
         teacher = ctx.original
         teacher.eval()
