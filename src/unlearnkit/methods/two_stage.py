@@ -107,8 +107,9 @@ LABELLERS = {"contrastive": contrastive_labels, "max_mislabel": max_mislabel_lab
 
 
 class TwoStage(Unlearner):
-    """Two-stage retraining: neutralise the forget set with contrastive labels, then
-    retrain on the retain set with CE + distillation from the original model.
+    """Neutralise the forget set with contrastive labels, then retrain with CE + distillation.
+
+    The retraining stage distils from the original model on the retain set.
 
     Tags: needs forget + retain + the original recipe (for the default epoch
     count); supports classes and samples; identity at ``neutralize_max_epochs=0, epochs=0``.
