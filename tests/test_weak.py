@@ -115,3 +115,17 @@ def test_real_models_filtration_vs_never_seen(digits, digits_split):
     assert adv["naive"]["unlearned"]["advantage"] > 0.9
     assert adv["normalization"]["unlearned"]["advantage"] < adv["naive"]["unlearned"]["advantage"] - 0.1
     assert adv["normalization"]["unlearned"]["ci"][1] < 1.0
+
+
+def test_xgboost_classifier_names_its_extra_when_missing():
+    import importlib.util
+
+    from unlearnkit.optional import MissingDependencyError
+
+    seen, not_seen = _population(4, 60, 3, 0.0, 1), _population(4, 60, 3, 1.0, 2)
+    if importlib.util.find_spec("xgboost") is not None:
+        res = bayes_advantage(seen, not_seen, LABELS, [0], classifiers=("xgboost",), n_boot=10)
+        assert len(res) == 2
+    else:
+        with pytest.raises(MissingDependencyError, match=r"pip install 'unlearnkit\[xgboost\]'"):
+            bayes_advantage(seen, not_seen, LABELS, [0], classifiers=("xgboost",), n_boot=10)
