@@ -204,6 +204,10 @@ def test_bad_option_values(workdir, capsys):
     wrong_option = ["run", "--dataset", "digits", "--scenario", "class", "--forget-fraction", "0.1"]
     _bad(wrong_option, workdir, capsys, "'class' scenario")
     _bad([*TRAIN, "--out", str(workdir / "n"), "--bogus-flag"], workdir, capsys, "unrecognized arguments")
+    mislabel = [*TRAIN, "--scenario", "mislabel", "--out", str(workdir / "n")]
+    _bad([*mislabel, "--scenario-set", "count"], workdir, capsys, "The '--scenario-set' parameter must be KEY=VALUE")
+    _bad([*mislabel, "--scenario-set", "bogus=1"], workdir, capsys, "'bogus' option does not apply to scenario")
+    _bad([*mislabel, "--scenario-set", "count=0"], workdir, capsys, "'count' parameter of scenario 'mislabel'")
 
 
 def test_entry_point_exit_codes(workdir):

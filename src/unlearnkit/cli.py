@@ -166,12 +166,12 @@ def _value(text: str) -> Any:
         return text
 
 
-def _settings(items: Sequence[str], *, qualified: bool) -> dict[str, dict[str, Any]]:
+def _settings(items: Sequence[str], *, qualified: bool, param: str = "--set") -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, val = item.partition("=")
         if not sep or not key:
-            raise ParameterError(f"The '--set' parameter must be KEY=VALUE; got {item!r}.")
+            raise ParameterError(f"The '{param}' parameter must be KEY=VALUE; got {item!r}.")
         if qualified:
             method, dot, name = key.partition(".")
             if not dot or not name:
@@ -229,7 +229,7 @@ def _scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any
         raise ParameterError(
             f"The {name!r} scenario builds its own forget set; set its options with --scenario-set KEY=VALUE."
         )
-    options.update(_settings(getattr(args, "scenario_set", []), qualified=False).get("", {}))
+    options.update(_settings(getattr(args, "scenario_set", []), qualified=False, param="--scenario-set").get("", {}))
     return make_scenario(name, **options)
 
 

@@ -8,7 +8,7 @@ closest match, so a typo on the command line explains itself.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from unlearnkit.errors import UnknownNameError
@@ -41,14 +41,6 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
         return obj
-
-    def decorator(self, name: str) -> Callable[[T], T]:
-        """Decorator form of :meth:`register`."""
-
-        def wrap(obj: T) -> T:
-            return self.register(name, obj)
-
-        return wrap
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name`` or raise :class:`UnknownNameError`."""
