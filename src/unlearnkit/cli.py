@@ -564,6 +564,7 @@ def _request_from_record(d: dict[str, Any]) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearnkit.artifacts import check_output_dir, write_json_atomic, write_text_atomic
+    from unlearnkit.data import load_dataset
     from unlearnkit.env import resolve_device, set_threads
     from unlearnkit.experiment import (
         DEMO_METHODS,
@@ -617,8 +618,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     experiments = []
     tables = []
+    loaded: dict[tuple[str, str | None], Any] = {}
     for c in configs:
-        result = run_experiment(c, progress=_progress(args), log=_say)
+        key = (c.dataset, c.data_dir)
+        if key not in loaded:  # scenarios on the same data share one load
+            loaded[key] = load_dataset(c.dataset, data_dir=c.data_dir)
+        result = run_experiment(c, progress=_progress(args), log=_say, dataset=loaded[key])
         experiments.append(result)
         tables.append(result.table())
         print(tables[-1] + "\n", flush=True)
