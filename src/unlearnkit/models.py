@@ -6,7 +6,7 @@ penultimate ``features(x)`` and the final ``head``):
 
 * ``mlp`` — fully connected, configurable ``widths`` (default one hidden layer of 50).
 * ``lenet`` — LeNet-style: two 5x5 conv layers (6 / 16 channels) and FC 120-84.
-* ``cnn`` — small CIFAR-style CNN: conv 32 / 64 (3x3), FC of ``width`` units (default 128).
+* ``cnn`` — small CIFAR-style CNN: conv ``channels`` (default 32 / 64, 3x3), FC of ``width`` units (default 128).
 
 For a user's own model, :func:`find_head` locates the final ``nn.Linear`` and
 :func:`penultimate` reads its input with a hook that is always removed.
@@ -88,16 +88,22 @@ class LeNet(Classifier):
 
 
 class CNN(Classifier):
-    """Small CIFAR-style CNN: [conv3x3-ReLU-pool] x2 (32, 64 channels), FC ``width``, head."""
+    """Small CIFAR-style CNN: [conv3x3-ReLU-pool] x2 (``channels``, default 32 / 64), FC ``width``, head.
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 128) -> None:
+    004's CNN is ``channels=(16, 32)`` with ``width`` = p ∈ {64, 256, 1024}.
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, width: int = 128, channels: Sequence[int] = (32, 64)
+    ) -> None:
         super().__init__()
         c, h, w = _chw(input_shape, "cnn")
+        c1, c2 = (int(v) for v in channels)
         self.conv = nn.Sequential(
-            nn.Conv2d(c, 32, 3, padding=1),
+            nn.Conv2d(c, c1, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
+            nn.Conv2d(c1, c2, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Flatten(),
@@ -140,7 +146,12 @@ MODELS.register(
 MODELS.register("lenet", ModelSpec("lenet", LeNet, "LeNet-style CNN: conv 6/16 (5x5), FC 120-84"))
 MODELS.register(
     "cnn",
-    ModelSpec("cnn", CNN, "small CIFAR-style CNN: conv 32/64 (3x3), FC width=128", {"width": Interval(int, 1, None)}),
+    ModelSpec(
+        "cnn",
+        CNN,
+        "small CIFAR-style CNN: conv channels=(32, 64) (3x3), FC width=128",
+        {"width": Interval(int, 1, None), "channels": IntSequence(1, length=2)},
+    ),
 )
 
 

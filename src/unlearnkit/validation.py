@@ -117,19 +117,23 @@ class AnyOf(Constraint):
 
 @dataclass(frozen=True)
 class IntSequence(Constraint):
-    """A non-empty sequence of ints in [low, inf)."""
+    """A non-empty sequence of ints in [low, inf), of exactly ``length`` items when given."""
 
     low: int = 1
+    length: int | None = None
 
     def is_satisfied_by(self, value: Any) -> bool:
         return (
             isinstance(value, Sequence)
             and not isinstance(value, str)
             and len(value) > 0
+            and (self.length is None or len(value) == self.length)
             and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= self.low for v in value)
         )
 
     def describe(self) -> str:
+        if self.length is not None:
+            return f"a sequence of {self.length} ints >= {self.low}"
         return f"a non-empty sequence of ints >= {self.low}"
 
 
