@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from unlearnkit.artifacts import write_json_atomic
 from unlearnkit.data.datasets import DATASETS, load_dataset
 from unlearnkit.data.splits import ForgetRequest, Splits, View, split_dataset
 from unlearnkit.errors import ParameterError
@@ -181,13 +182,17 @@ def train_member(config: dict[str, Any], side: str, seed: int, cache_dir: str) -
     """Task: train one member (all training data for ``seen``, the retain set for ``not_seen``) unless cached."""
     cfg = PopulationConfig.from_dict(config)
     path = member_path(cache_dir, cfg, side, seed)
+    facts = path.with_suffix(".json")
     if path.exists():
-        return {"path": str(path), "cached": True, "seconds": 0.0}
+        seconds = json.loads(facts.read_text())["seconds"] if facts.exists() else None
+        return {"path": str(path), "cached": True, "seconds": seconds}
     splits, _ = _prepared(_json(cfg))
     ds = _dataset(cfg.dataset, cfg.data_dir)
     model = build_model(cfg.model, ds.input_shape, ds.num_classes, seed=seed, **dict(cfg.model_kwargs))
     data = splits.train if side == "seen" else splits.retain
     stats = fit(model, data, cfg.train, seed=seed)
+    # the sidecar first: a member counts as cached once its weights exist, and then its facts do too
+    write_json_atomic(facts, {"config": cfg.to_dict(), "side": side, "seed": seed, "seconds": stats.seconds})
     _save_tensors(path, dict(model.state_dict()))
     return {"path": str(path), "cached": False, "seconds": stats.seconds}
 
@@ -264,10 +269,15 @@ class Population:
         self.cache_dir = Path(cache_dir)
         self.executor = executor or LocalExecutor()
         self.progress = progress
-        self.train_seconds: dict[tuple[str, int], float] = {}
+        self.trained: list[tuple[str, int]] = []  # members this object trained (not from the cache)
+        self.train_seconds: dict[tuple[str, int], float] = {}  # training time of every member seen so far
+
+    def data(self) -> tuple[Splits, View]:
+        """The fixed splits (train / retain / forget / holdout / test) and the evaluation view."""
+        return _prepared(_json(self.config))
 
     def eval_labels(self) -> torch.Tensor:
-        return _prepared(_json(self.config))[1].labels
+        return self.data()[1].labels
 
     def train(self, side: str, seeds: Sequence[int]) -> list[TaskResult]:
         """Train every member of ``side`` not yet cached; returns one result per seed (failures included)."""
@@ -286,9 +296,10 @@ class Population:
         results = {r.key: r for r in self.executor.map(missing, progress=self.progress, desc=f"train {side}")}
         out = []
         for t, s in zip(tasks, seeds, strict=True):
-            r = results.get(t.key) or TaskResult(t.key, {"path": str(member_path(self.cache_dir, self.config, side, s)),
-                                                          "cached": True, "seconds": 0.0})  # fmt: skip
+            r = results.get(t.key) or TaskResult(t.key, train_member(cfg, side, int(s), where), attempts=0)
             if r.ok and not r.value["cached"]:
+                self.trained.append((side, int(s)))
+            if r.ok and r.value["seconds"] is not None:
                 self.train_seconds[(side, int(s))] = float(r.value["seconds"])
             out.append(r)
         return out
@@ -330,7 +341,7 @@ def remaining_predictions(logits: torch.Tensor, num_classes: int, forget_classes
 
 def weak_unlearning(
     population: Population,
-    variants: Mapping[str, tuple[str, Mapping[str, Any]]],
+    variants: Mapping[str, tuple[str | None, Mapping[str, Any]]],
     *,
     seen_seeds: Sequence[int],
     not_seen_seeds: Sequence[int],
@@ -344,7 +355,8 @@ def weak_unlearning(
     Args:
         population: Members are trained (or taken from the cache) on its executor.
         variants: ``label -> (method name, settings)``; each is applied to every
-            ``seen`` member (e.g. ``{"naive": ("filtration", {"z": "naive"})}``).
+            ``seen`` member (e.g. ``{"naive": ("filtration", {"z": "naive"})}``);
+            method ``None`` tests the members as trained.
         seen_seeds, not_seen_seeds: Training seeds of the two populations (use disjoint seeds).
         classifiers, train_fraction, n_boot, seed: Passed to :func:`~unlearnkit.weak.bayes_advantage`.
 
