@@ -26,7 +26,7 @@ import torch
 from unlearnkit import TrainConfig, make_method
 from unlearnkit.artifacts import clean_json, write_text_atomic
 from unlearnkit.env import environment
-from unlearnkit.executor import make_executor
+from unlearnkit.executor import Executor, make_executor
 from unlearnkit.inversion import model_inversion
 from unlearnkit.populations import (
     Population,
@@ -35,6 +35,7 @@ from unlearnkit.populations import (
     remaining_predictions,
     weak_unlearning,
 )
+from unlearnkit.weak import bayes_advantage
 
 CLASSIFIERS = ("knn", "random_forest", "adaboost")
 SHORT = {"knn": "NN", "random_forest": "RF", "adaboost": "AB"}
@@ -107,8 +108,7 @@ def fmt_adv(a: dict[str, Any]) -> str:
     return f"{a['advantage']:.3f} [{a['ci'][0]:.2f}, {a['ci'][1]:.2f}]"
 
 
-def adv_table(rows: list[tuple[str, dict[str, Any], tuple[float, float, float] | None]], group: str,
-              extra: str | None = None) -> str:  # fmt: skip
+def adv_table(rows: list[tuple[str, dict[str, Any], tuple[float, float, float] | None]], group: str) -> str:
     """rows: (label, weak_unlearning variant entry, paper NN/RF/AB)."""
     head = [group, *(SHORT[c] for c in CLASSIFIERS), *(f"paper {SHORT[c]}" for c in CLASSIFIERS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -152,9 +152,14 @@ def label_changes(pop: Population, seeds: list[int], samples: int) -> dict[str, 
 
 
 def run_population(
-    name: str, config: PopulationConfig, n: int, samples: list[int], args: argparse.Namespace, log: Any
+    name: str,
+    config: PopulationConfig,
+    n: int,
+    samples: list[int],
+    args: argparse.Namespace,
+    executor: Executor,
+    log: Any,
 ) -> dict[str, Any]:
-    executor = make_executor(args.executor, retries=1, **({"address": args.ray_address} if args.ray_address else {}))
     pop = Population(config, args.cache, executor=executor, progress=args.progress)
     seen, not_seen = list(range(n)), list(range(NOT_SEEN_OFFSET, NOT_SEEN_OFFSET + n))
     start = time.perf_counter()
@@ -172,6 +177,15 @@ def run_population(
     start = time.perf_counter()
     result = weak_unlearning(pop, variants, seen_seeds=seen, not_seen_seeds=not_seen, classifiers=CLASSIFIERS)
     log(f"[{name}] Bayes advantage for {len(variants)} variants in {time.perf_counter() - start:.0f} s")
+    # what an attacker who only gets probabilities sees (not in the paper): softmax over the remaining logits
+    not_seen_out = pop.outputs("not_seen", not_seen)
+    result["probabilities"] = {}
+    for z in ("naive", "normalization"):
+        seen_out = pop.outputs("seen", seen, method="filtration", settings=variant(z, 100)[1])
+        result["probabilities"][z] = {"advantage": bayes_advantage(
+            seen_out.logits, not_seen_out.logits, not_seen_out.labels, list(config.forget_classes),
+            classifiers=CLASSIFIERS, features="probabilities",
+        )}  # fmt: skip
     retrain = [pop.train_seconds[("not_seen", s)] for s in not_seen if ("not_seen", s) in pop.train_seconds]
     result["train_wall_seconds"] = train_wall
     result["members_trained_now"] = len(pop.trained)
@@ -268,11 +282,12 @@ def main() -> None:
     }
     record: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "environment": environment("cpu"),
                               "executor": args.executor, "mnist": None, "fashion": {}}  # fmt: skip
-    record["mnist"] = run_population("mnist mlp", mnist, args.n_mnist, [10, 100, 1000], args, log)
-    for p, cfg in fashion.items():
-        record["fashion"][str(p)] = run_population(
-            f"fashion cnn p={p}", cfg, args.n_fashion, [10, 100, 1000], args, log
-        )
+    options = {"address": args.ray_address} if args.ray_address else {}
+    with make_executor(args.executor, retries=1, **options) as executor:  # one cluster for the whole page
+        record["mnist"] = run_population("mnist mlp", mnist, args.n_mnist, [10, 100, 1000], args, executor, log)
+        for p, cfg in fashion.items():
+            name = f"fashion cnn p={p}"
+            record["fashion"][str(p)] = run_population(name, cfg, args.n_fashion, [10, 100, 1000], args, executor, log)
     img = out.parent / "img"
     record["inversion"] = {
         "mnist": inversion_figure(mnist, args, img / "filtration_inversion_mnist.png", log),
@@ -332,6 +347,7 @@ def render(record: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         changes_table(m),
         "",
+        *probability_section(m),
         "## Fashion-MNIST, CNN (conv 16/32, FC p units) in place of the paper's CIFAR-10 (Tables 2, 4, 5, 6)",
         "",
     ]
@@ -351,6 +367,7 @@ def render(record: dict[str, Any], args: argparse.Namespace) -> str:
             "",
             changes_table(r),
             "",
+            *probability_section(r),
         ]  # fmt: skip
     lines += findings(record)
     inv = record["inversion"]
@@ -382,6 +399,18 @@ def _paper_cifar(group: str, label: str, p: int) -> tuple[float, float, float] |
     return PAPER_CIFAR.get((group, z, p, None if s == 1000 else s))
 
 
+def probability_section(result: dict[str, Any]) -> list[str]:
+    """The same test on softmax outputs (not in the paper)."""
+    rows = [(z, entry, None) for z, entry in result["probabilities"].items()]
+    return [
+        "Not in the paper — the same test when the classifiers see probabilities (softmax over the remaining "
+        "classes) instead of raw logits, i.e. an attacker behind an API that returns probabilities:",
+        "",
+        adv_table(rows, "unlearned"),
+        "",
+    ]
+
+
 def _adv(entry: dict[str, Any], group: str, clf: str) -> dict[str, Any]:
     return next(a for a in entry["advantage"] if a["group"] == group and a["classifier"] == clf)
 
@@ -401,11 +430,14 @@ def findings(record: dict[str, Any]) -> list[str]:
         rn, rz = _adv(v["naive"], "remaining", "knn"), _adv(v["normalization"], "remaining", "knn")
         rnd = _adv(v["randomization"], "unlearned", "knn")
         lc = r["label_changes"]["normalization"]["all"]
+        pn = _adv(r["probabilities"]["naive"], "unlearned", "knn")["advantage"]
+        pz = _adv(r["probabilities"]["normalization"], "unlearned", "knn")["advantage"]
         out.append(
             f"- **{name}**: unlearned-class advantage, naive → normalization: {'; '.join(parts)}. "
             f"Remaining classes (NN): {rn['advantage']:.2f} → {rz['advantage']:.2f}. "
             f"Randomization (NN) on the unlearned class: {rnd['advantage']:.2f}. "
-            f"Labels changed by normalization vs naive: {lc:.1f}%."
+            f"Labels changed by normalization vs naive: {lc:.1f}%. "
+            f"On probabilities (NN): naive {pn:.2f}, normalization {pz:.2f}."
         )
     out.append("")
     return out

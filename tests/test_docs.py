@@ -56,3 +56,12 @@ def test_every_metric_is_defined_with_direction(name):
     assert row is not None, f"{name} missing from docs/metrics.md"
     direction = {"higher": "higher", "lower": "lower", "retrain": "≈ retrain"}[METRICS.get(name).direction]
     assert f"| {direction} |" in row
+
+
+def test_weak_unlearning_page_example_runs(capsys):
+    namespace: dict = {}
+    exec(compile(_python_blocks(ROOT / "docs/weak_unlearning.md")[0], "weak_unlearning.md", "exec"), namespace)
+    result = namespace["result"]
+    assert list(result["variants"]) == ["naive", "normalization", "neggrad_plus"]
+    assert all(v["models"] == 8 and not v["failures"] for v in result["variants"].values())
+    assert "naive unlearned" in capsys.readouterr().out

@@ -91,7 +91,14 @@ def ray_results(tmp_path_factory):
         Task("flaky", fails_once, {"marker": str(root / "marker")}),
         Task("threads", threads_inside),
     ]
-    return root, make_executor("ray", retries=1, num_cpus=2).map(tasks)
+    import ray
+
+    with make_executor("ray", retries=1, num_cpus=2) as executor:
+        results = executor.map(tasks)
+        again = executor.map([Task("threads", threads_inside)])  # the same cluster serves a second call
+        assert ray.is_initialized() and again[0].value == 1
+    assert not ray.is_initialized()  # the cluster it started is shut down on close
+    return root, results
 
 
 def test_ray_matches_local_for_the_same_seeds(ray_results):

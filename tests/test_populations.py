@@ -82,6 +82,7 @@ def weak(tmp_path_factory):
         not_seen_seeds=range(1000, 1000 + N),
         classifiers=("knn",),
         n_boot=200,
+        features=("logits", "probabilities"),
     )
     return pop, result
 
@@ -89,12 +90,26 @@ def weak(tmp_path_factory):
 def test_normalization_advantage_on_the_unlearned_class_is_below_naive(weak):
     # measured (seed 0, 20 + 20 digits MLPs, k-NN): naive 1.00 [1.00, 1.00], normalization 0.66 [0.51, 0.78]
     _, result = weak
-    adv = {k: {a["group"]: a for a in v["advantage"]} for k, v in result["variants"].items()}
+    adv = {
+        k: {a["group"]: a for a in v["advantage"] if a["features"] == "logits"} for k, v in result["variants"].items()
+    }
     assert adv["naive"]["unlearned"]["advantage"] > 0.9
     assert adv["normalization"]["unlearned"]["advantage"] < adv["naive"]["unlearned"]["advantage"] - 0.2
     assert adv["normalization"]["unlearned"]["ci"][1] < adv["naive"]["unlearned"]["ci"][0]
     for v in result["variants"].values():
         assert v["models"] == N and v["failures"] == [] and len(v["unlearn_seconds"]) == N
+
+
+def test_on_probabilities_normalization_is_naive(weak):
+    # normalization shifts all remaining logits of a sample by the same amount: softmax outputs are naive's
+    _, result = weak
+    probs = {
+        k: {a["group"]: a["advantage"] for a in v["advantage"] if a["features"] == "probabilities"}
+        for k, v in result["variants"].items()
+    }
+    # measured: 0.226 for both on the unlearned class (vs 1.00 / 0.66 on logits), -0.001 on the remaining ones
+    assert probs["normalization"] == pytest.approx(probs["naive"], abs=1e-9)
+    assert 0.05 < probs["naive"]["unlearned"] < 0.5
 
 
 def test_normalization_changes_no_label_of_the_remaining_classes(weak):

@@ -116,6 +116,16 @@ class Executor(ABC):
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "threads": self.threads, "retries": self.retries}
 
+    def close(self) -> None:
+        """Release what the executor holds (a Ray cluster it started); it can still be used afterwards."""
+        return None  # the local executor holds nothing
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class LocalExecutor(Executor):
     """One task after another in this process."""
@@ -151,8 +161,10 @@ class RayExecutor(Executor):
     """Tasks on a Ray cluster: local (started on demand, all CPUs) or at ``address``.
 
     Each task asks Ray for ``threads`` CPUs, so at most ``cpus // threads``
-    tasks run at once. A cluster this executor started is shut down after
-    :meth:`map`; an existing cluster is left running.
+    tasks run at once. A cluster this executor starts stays up across
+    :meth:`map` calls (workers keep their loaded datasets) until :meth:`close`
+    (or the end of a ``with`` block, or of the process); a cluster that was
+    already running is never shut down by it.
     """
 
     name = "ray"
@@ -168,6 +180,7 @@ class RayExecutor(Executor):
             )
         self.address = address
         self.num_cpus = num_cpus
+        self._started = False
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "address": self.address, "num_cpus": self.num_cpus or os.cpu_count()}
@@ -177,7 +190,6 @@ class RayExecutor(Executor):
         if not tasks:
             return []
         ray = optional_import("ray", extra="ray")
-        started = False
         if not ray.is_initialized():
             if self.address is not None:
                 ray.init(address=self.address, log_to_driver=False)
@@ -191,12 +203,13 @@ class RayExecutor(Executor):
                     logging_level="ERROR",
                     runtime_env={"env_vars": {"PYTHONPATH": path}},
                 )
-            started = True
-        try:
-            return self._run(ray, tasks, progress, desc)
-        finally:
-            if started:
-                ray.shutdown()
+            self._started = True
+        return self._run(ray, tasks, progress, desc)
+
+    def close(self) -> None:
+        if self._started:
+            optional_import("ray", extra="ray").shutdown()
+            self._started = False
 
     def _run(self, ray: Any, tasks: Sequence[Task], progress: bool, desc: str) -> list[TaskResult]:
         remote = ray.remote(num_cpus=self.threads, max_retries=0)(_ray_entry)

@@ -349,6 +349,7 @@ def weak_unlearning(
     train_fraction: float = 0.7,
     n_boot: int = 1000,
     seed: int = 0,
+    features: Sequence[str] = ("logits",),
 ) -> dict[str, Any]:
     """The weak-unlearning test for any registered method(s): 004's Figure 4 set-up.
 
@@ -359,6 +360,7 @@ def weak_unlearning(
             method ``None`` tests the members as trained.
         seen_seeds, not_seen_seeds: Training seeds of the two populations (use disjoint seeds).
         classifiers, train_fraction, n_boot, seed: Passed to :func:`~unlearnkit.weak.bayes_advantage`.
+        features: The classifiers' inputs, each tested: ``"logits"`` (004) and/or ``"probabilities"``.
 
     Returns:
         A JSON-ready dict: per variant the advantages (with intervals), the
@@ -400,9 +402,13 @@ def weak_unlearning(
             "accuracy": accuracy(seen.logits),
             "unlearn_seconds": seen.method_seconds,
             "failures": failures(seen),
-            "advantage": bayes_advantage(
-                seen.logits, not_seen.logits, labels, forget, classifiers=classifiers,
-                train_fraction=train_fraction, n_boot=n_boot, seed=seed,
-            ),
+            "advantage": [
+                {**row, "features": feats}
+                for feats in features
+                for row in bayes_advantage(
+                    seen.logits, not_seen.logits, labels, forget, classifiers=classifiers,
+                    train_fraction=train_fraction, n_boot=n_boot, seed=seed, features=feats,
+                )
+            ],
         }  # fmt: skip
     return result

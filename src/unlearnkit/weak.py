@@ -79,6 +79,7 @@ def bayes_advantage(
     seed: int = 0,
     n_boot: int = 1000,
     confidence: float = 0.95,
+    features: str = "logits",
 ) -> list[dict[str, Any]]:
     """Classifier advantage, per classifier, for the unlearned and the remaining classes.
 
@@ -95,6 +96,8 @@ def bayes_advantage(
         n_boot: Bootstrap replicates over the held-out models (resampled with
             replacement within each population; predictions are reused, nothing is refitted).
         confidence: Width of the percentile interval.
+        features: ``"logits"`` (the paper: raw outputs) or ``"probabilities"`` (softmax over the
+            remaining classes' logits: what an attacker sees from an API that returns probabilities).
 
     Returns:
         One dict per (classifier, group) with ``advantage = 2·(accuracy − ½)``,
@@ -115,12 +118,15 @@ def bayes_advantage(
     forget = sorted({int(c) for c in forget_classes})
     remaining = [c for c in range(k) if c not in forget]
 
-    def features(pop: torch.Tensor) -> np.ndarray:
-        if pop.shape[2] == len(remaining):  # outputs already restricted to the remaining classes
-            return pop.double().numpy()
-        return pop[:, :, remaining].double().numpy()
+    if features not in ("logits", "probabilities"):
+        raise ParameterError(f"The 'features' parameter must be one of logits, probabilities; got {features!r}.")
 
-    fs, fn = features(seen), features(not_seen)
+    def featurize(pop: torch.Tensor) -> np.ndarray:
+        # outputs may already be restricted to the remaining classes
+        x = pop.double() if pop.shape[2] == len(remaining) else pop[:, :, remaining].double()
+        return (x.softmax(-1) if features == "probabilities" else x).numpy()
+
+    fs, fn = featurize(seen), featurize(not_seen)
     rng = np.random.default_rng(seed)
     s_tr, s_te = _split_models(fs.shape[0], train_fraction, rng, "seen")
     n_tr, n_te = _split_models(fn.shape[0], train_fraction, rng, "not_seen")
