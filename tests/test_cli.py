@@ -231,3 +231,41 @@ def test_unlearn_track_validation_records_epochs_to_best(workdir):
                          "--no-progress", out="tv")) == 0  # fmt: skip
     diag = json.loads((workdir / "tv" / "model.json").read_text())["unlearning"]["diagnostics"]
     assert len(diag["val_accuracy"]) == 3 and 1 <= diag["epochs_to_best"] <= 3
+
+
+WEAK = ["weak", "--dataset", "digits", "--model-kwargs", '{"widths": [32]}', "--epochs", "10", "--batch-size", "32",
+        "--models", "6", "--classifiers", "knn", "--set", "filtration.samples_per_class=20",
+        "--no-progress"]  # fmt: skip
+
+
+def test_weak_runs_caches_and_writes_json(tmp_path, capsys):
+    cache, out = tmp_path / "cache", tmp_path / "weak.json"
+    args = [*WEAK, "--features", "logits,probabilities", "--cache", str(cache), "--json", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "12 trained now" in text and "probabilities" in text
+    record = json.loads(out.read_text())
+    rows = record["variants"]["filtration"]["advantage"]
+    assert {(r["features"], r["group"]) for r in rows} == {
+        (f, g) for f in ("logits", "probabilities") for g in ("unlearned", "remaining")
+    }
+    assert main([*args[:-1], str(tmp_path / "again.json")]) == 0  # a rerun trains nothing
+    assert "0 trained now" in capsys.readouterr().out
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["variants"]["filtration"]["advantage"] == rows
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--models", "1"], "'--models' parameter of weak must be an int in [2, inf); got 1"),
+        (["--methods", "finetune", "--set", "filtration.z=naive"], "names method 'filtration', which is not in"),
+        (["--features", "softmax"], "'--features' parameter must be logits and/or probabilities; got 'softmax'"),
+        (["--ray-address", "auto"], "'--ray-address' parameter needs --executor ray"),
+        (["--executor", "dask"], "unknown executor 'dask': valid executors are local, ray"),
+        (["--classifiers", "svm"], "advantage classifier"),
+        (["--set", "filtration.z=half"], "'z' parameter"),
+    ],
+)
+def test_weak_bad_input(tmp_path, capsys, extra, match):
+    _bad([*WEAK, "--cache", str(tmp_path / "c"), *extra], tmp_path, capsys, match)
