@@ -120,3 +120,24 @@ def test_ray_reports_failures_and_keeps_other_results(ray_results):
     assert by_key["bad"].error == "RuntimeError: worker boom"
     assert by_key["flaky"].ok and by_key["flaky"].attempts == 2 and by_key["flaky"].value == "second attempt"
     assert by_key["threads"].value == 1
+
+
+def sleeps(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "woke"
+
+
+def test_time_limit_and_results_as_they_finish():
+    seen = []
+    ex = make_executor("local", retries=0, time_limit=0.3)
+    slow, fast = ex.map([Task("slow", sleeps, {"seconds": 5.0}), Task("fast", sleeps, {"seconds": 0.0})],
+                        on_result=lambda r: seen.append(r.key))  # fmt: skip
+    assert (
+        not slow.ok and slow.error.endswith("TaskTimeoutError: the task ran past its time limit") and slow.seconds < 2
+    )
+    assert fast.ok and fast.value == "woke"
+    assert seen == ["slow", "fast"]
+    with pytest.raises(ParameterError, match="'time_limit' parameter of the local executor"):
+        make_executor("local", time_limit=0)

@@ -24,7 +24,9 @@ Example:
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -79,13 +81,32 @@ def raise_failures(results: Sequence[TaskResult]) -> None:
         raise TaskFailedError(f"{len(failed)} of {len(results)} tasks failed: {lines}")
 
 
-def run_pinned(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int) -> Any:
-    """Call ``fn(**kwargs)`` with torch pinned to ``threads`` intra-op threads (restored after)."""
+class TaskTimeoutError(UnlearnkitError):
+    """A task ran past the executor's ``time_limit``."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise TaskTimeoutError("the task ran past its time limit")
+
+
+def run_pinned(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int, time_limit: float | None = None) -> Any:
+    """Call ``fn(**kwargs)`` with torch pinned to ``threads`` intra-op threads (restored after).
+
+    With ``time_limit`` (seconds) the call is interrupted by :class:`TaskTimeoutError`
+    (a SIGALRM timer; available in a process's main thread, where both executors run tasks).
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    use_alarm = time_limit is not None and threading.current_thread() is threading.main_thread()
+    if use_alarm:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, float(time_limit))  # type: ignore[arg-type]
     try:
         return fn(**kwargs)
     finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
         torch.set_num_threads(before)
 
 
@@ -100,21 +121,36 @@ class Executor(ABC):
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "threads": Interval(int, 1, None),
         "retries": Interval(int, 0, None),
+        "time_limit": NoneOr(Interval(float, 0, None, closed="neither")),
     }
 
-    def __init__(self, *, threads: int = 1, retries: int = 1) -> None:
+    def __init__(self, *, threads: int = 1, retries: int = 1, time_limit: float | None = None) -> None:
         validate_parameters(
-            f"the {self.name} executor", {"threads": threads, "retries": retries}, Executor.parameter_constraints
+            f"the {self.name} executor",
+            {"threads": threads, "retries": retries, "time_limit": time_limit},
+            Executor.parameter_constraints,
         )
         self.threads = threads
         self.retries = retries
+        self.time_limit = time_limit
 
     @abstractmethod
-    def map(self, tasks: Sequence[Task], *, progress: bool = False, desc: str = "tasks") -> list[TaskResult]:
-        """Run every task; failures are reported in the results, never raised."""
+    def map(
+        self,
+        tasks: Sequence[Task],
+        *,
+        progress: bool = False,
+        desc: str = "tasks",
+        on_result: Callable[[TaskResult], None] | None = None,
+    ) -> list[TaskResult]:
+        """Run every task; failures are reported in the results, never raised.
+
+        ``on_result`` is called with each task's final result as soon as it is
+        known (in completion order), e.g. to append a record to a file.
+        """
 
     def describe(self) -> dict[str, Any]:
-        return {"executor": self.name, "threads": self.threads, "retries": self.retries}
+        return {"executor": self.name, "threads": self.threads, "retries": self.retries, "time_limit": self.time_limit}
 
     def close(self) -> None:
         """Release what the executor holds (a Ray cluster it started); it can still be used afterwards."""
@@ -132,7 +168,14 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def map(self, tasks: Sequence[Task], *, progress: bool = False, desc: str = "tasks") -> list[TaskResult]:
+    def map(
+        self,
+        tasks: Sequence[Task],
+        *,
+        progress: bool = False,
+        desc: str = "tasks",
+        on_result: Callable[[TaskResult], None] | None = None,
+    ) -> list[TaskResult]:
         _check_keys(tasks)
         results = []
         for task in progress_bar(tasks, enabled=progress, desc=desc, unit="task"):
@@ -141,19 +184,23 @@ class LocalExecutor(Executor):
             while result.attempts <= self.retries:
                 result.attempts += 1
                 try:
-                    result.value = run_pinned(task.fn, task.kwargs, self.threads)
+                    result.value = run_pinned(task.fn, task.kwargs, self.threads, self.time_limit)
                     result.error = None
                     break
                 except Exception as exc:  # reported in the result, retried first
                     result.error = _describe(exc)
             result.seconds = time.perf_counter() - start
             results.append(result)
+            if on_result is not None:
+                on_result(result)
         return results
 
 
-def _ray_entry(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int) -> tuple[Any, float]:
+def _ray_entry(
+    fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int, time_limit: float | None
+) -> tuple[Any, float]:
     start = time.perf_counter()
-    value = run_pinned(fn, kwargs, threads)
+    value = run_pinned(fn, kwargs, threads, time_limit)
     return value, time.perf_counter() - start
 
 
@@ -170,9 +217,15 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(
-        self, *, threads: int = 1, retries: int = 1, address: str | None = None, num_cpus: int | None = None
+        self,
+        *,
+        threads: int = 1,
+        retries: int = 1,
+        time_limit: float | None = None,
+        address: str | None = None,
+        num_cpus: int | None = None,
     ) -> None:
-        super().__init__(threads=threads, retries=retries)
+        super().__init__(threads=threads, retries=retries, time_limit=time_limit)
         validate_parameters("the ray executor", {"num_cpus": num_cpus}, {"num_cpus": NoneOr(Interval(int, 1, None))})
         if address is not None and (not isinstance(address, str) or not address):
             raise ParameterError(
@@ -185,7 +238,14 @@ class RayExecutor(Executor):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "address": self.address, "num_cpus": self.num_cpus or os.cpu_count()}
 
-    def map(self, tasks: Sequence[Task], *, progress: bool = False, desc: str = "tasks") -> list[TaskResult]:
+    def map(
+        self,
+        tasks: Sequence[Task],
+        *,
+        progress: bool = False,
+        desc: str = "tasks",
+        on_result: Callable[[TaskResult], None] | None = None,
+    ) -> list[TaskResult]:
         _check_keys(tasks)
         if not tasks:
             return []
@@ -204,21 +264,28 @@ class RayExecutor(Executor):
                     runtime_env={"env_vars": {"PYTHONPATH": path}},
                 )
             self._started = True
-        return self._run(ray, tasks, progress, desc)
+        return self._run(ray, tasks, progress, desc, on_result)
 
     def close(self) -> None:
         if self._started:
             optional_import("ray", extra="ray").shutdown()
             self._started = False
 
-    def _run(self, ray: Any, tasks: Sequence[Task], progress: bool, desc: str) -> list[TaskResult]:
+    def _run(
+        self,
+        ray: Any,
+        tasks: Sequence[Task],
+        progress: bool,
+        desc: str,
+        on_result: Callable[[TaskResult], None] | None,
+    ) -> list[TaskResult]:
         remote = ray.remote(num_cpus=self.threads, max_retries=0)(_ray_entry)
         results = [TaskResult(t.key) for t in tasks]
         pending: dict[Any, int] = {}
 
         def submit(i: int) -> None:
             results[i].attempts += 1
-            pending[remote.remote(tasks[i].fn, dict(tasks[i].kwargs), self.threads)] = i
+            pending[remote.remote(tasks[i].fn, dict(tasks[i].kwargs), self.threads, self.time_limit)] = i
 
         for i in range(len(tasks)):
             submit(i)
@@ -241,6 +308,8 @@ class RayExecutor(Executor):
                     if results[i].attempts <= self.retries:
                         submit(i)
                         continue
+                if on_result is not None:
+                    on_result(results[i])
                 if bar is not None:
                     bar.update(1)
         finally:
