@@ -8,7 +8,14 @@ from sklearn.metrics import accuracy_score, recall_score
 
 from unlearnkit import METRICS, collect, evaluate
 from unlearnkit.artifacts import dumps
-from unlearnkit.metrics import accuracy, gap, loss_attack_accuracy, mia_nonmembers, per_class_accuracy
+from unlearnkit.metrics import (
+    accuracy,
+    gap,
+    loss_attack_accuracy,
+    mia_efficacy,
+    mia_nonmembers,
+    per_class_accuracy,
+)
 from unlearnkit.outputs import Collected, Outputs
 
 
@@ -141,3 +148,23 @@ def test_tta_metrics_collected_for_images_only(trained_mlp, class_splits):
                                x_holdout=flat_x[:50], y_holdout=class_splits.train.y[:50])  # fmt: skip
     model = torch.nn.Sequential(torch.nn.Linear(64, 10))
     assert "forget_accuracy_hflip" not in evaluate(collect(model, flat))
+
+
+def _outputs_with_confidence(conf: torch.Tensor) -> Outputs:
+    """Two-class outputs whose true label (0) has softmax probability ``conf``."""
+    logit = torch.log(conf / (1 - conf))
+    return Outputs(torch.stack([logit, torch.zeros_like(logit)], 1), torch.zeros(len(conf), dtype=torch.long))
+
+
+def test_mia_efficacy_counts_forget_samples_that_look_unseen():
+    g = torch.Generator().manual_seed(0)
+    members = _outputs_with_confidence(0.97 + 0.02 * torch.rand(400, generator=g))  # confident
+    nonmembers = _outputs_with_confidence(0.3 + 0.4 * torch.rand(400, generator=g))  # unsure
+    looks_trained = _outputs_with_confidence(0.98 * torch.ones(50))
+    looks_unseen = _outputs_with_confidence(0.5 * torch.ones(50))
+    mixed = _outputs_with_confidence(torch.cat([0.98 * torch.ones(30), 0.5 * torch.ones(20)]))
+    assert mia_efficacy(members, nonmembers, looks_trained) == 0.0
+    assert mia_efficacy(members, nonmembers, looks_unseen) == 1.0
+    assert mia_efficacy(members, nonmembers, mixed) == pytest.approx(0.4)
+    assert mia_efficacy(members, nonmembers, looks_unseen, max_per_side=20) == 1.0
+    assert mia_efficacy(members, nonmembers.select(torch.zeros(400, dtype=torch.bool)), mixed) is None

@@ -202,6 +202,48 @@ def _mia_accuracy(c: Collected, seed: int) -> MetricValue:
     return loss_attack_accuracy(c["forget"].losses, mia_nonmembers(c).losses, seed=seed)
 
 
+def mia_efficacy(
+    train_member: Outputs, nonmember: Outputs, target: Outputs, *, seed: int = 0, max_per_side: int = 5000
+) -> float | None:
+    """SalUn's MIA-efficacy: share of ``target`` samples an attack calls non-members.
+
+    The attack is an RBF SVC on the true-label confidence (softmax probability),
+    fitted on at most ``max_per_side`` seeded samples of each of ``train_member``
+    (the retain set) and ``nonmember`` (test samples), balanced to the same size.
+    Applied to the forget set, higher means more samples look unseen; the
+    retrained reference is the target. Returns None when a side is empty.
+    """
+    from sklearn.svm import SVC
+
+    def confidence(o: Outputs) -> np.ndarray:
+        p = torch.nan_to_num(o.logits.double(), neginf=-1e9).softmax(-1)
+        return p.gather(1, o.labels.view(-1, 1)).numpy()
+
+    if len(train_member) == 0 or len(nonmember) == 0 or len(target) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    size = min(len(train_member), len(nonmember), max_per_side)
+    m = confidence(train_member)[rng.permutation(len(train_member))[:size]]
+    n = confidence(nonmember)[rng.permutation(len(nonmember))[:size]]
+    clf = SVC(C=3, gamma="auto", kernel="rbf")
+    clf.fit(np.concatenate([m, n]), np.concatenate([np.ones(size), np.zeros(size)]))
+    return float(np.mean(clf.predict(confidence(target)) == 0))
+
+
+@_register(
+    "mia_efficacy",
+    "retrain",
+    "SalUn's MIA-efficacy: share of the forget set an RBF SVC on true-label confidence, fitted on "
+    "retain (members) vs test samples of the remaining classes (at most 5,000 each), calls non-members",
+    requires=("forget", "retain", "test"),
+)
+def _mia_efficacy(c: Collected, seed: int) -> MetricValue:
+    test = c["test"]
+    if c.forget_classes:
+        test = test.of_classes(c.remaining_classes)
+    return mia_efficacy(c["retain"], test, c["forget"], seed=seed)
+
+
 @_register(
     "forget_true_label_accuracy",
     "higher",

@@ -1,0 +1,363 @@
+"""Run a benchmark file: every (dataset, model, scenario, method) cell for every seed.
+
+Work is split in two phases of executor tasks:
+
+1. per (dataset, model, scenario, seed): train the original and the retrained
+   reference — both cached by content (dataset hash + split + request + model +
+   training recipe + seed) under the cache folder, so they are reused across
+   methods, benchmark files and runs — and evaluate them (rows ``original``
+   and ``retrain``);
+2. per (cell, seed): run the method on the cached original and evaluate it.
+
+Each finished row is appended to ``records.jsonl`` as one JSON line (in the
+result shape of ``unlearnkit run``, plus the cell's identity and a status).
+A run folder is never reused unless ``resume`` is set; a resumed run skips the
+rows already recorded as ``ok`` and reruns the rest, so its final records equal
+an uninterrupted run's. A failing cell is recorded with its error; the others
+continue.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearnkit.artifacts import clean_json, write_json_atomic
+from unlearnkit.benchconfig import BenchConfig, Entry
+from unlearnkit.data.datasets import Dataset, load_dataset
+from unlearnkit.data.splits import Splits, split_dataset
+from unlearnkit.env import environment
+from unlearnkit.errors import OutputExistsError
+from unlearnkit.executor import Task, TaskResult, make_executor
+from unlearnkit.experiment import GAP_METRICS, summarize_diagnostics
+from unlearnkit.methods import Retrain, make_method
+from unlearnkit.metrics import accuracy, evaluate, gap
+from unlearnkit.models import build_model
+from unlearnkit.outputs import Outputs, collect
+from unlearnkit.scenarios import make_scenario
+from unlearnkit.training import TrainConfig, fit
+
+RECORDS = "records.jsonl"
+PHASE_ROWS = ("original", "retrain")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def unit_spec(config: BenchConfig, dataset: str, model: Entry, scenario: Entry) -> dict[str, Any]:
+    """Everything a worker needs to rebuild one (dataset, model, scenario) unit (plain, picklable)."""
+    return {
+        "dataset": dataset,
+        "data_dir": config.data_dir,
+        "holdout_fraction": config.holdout_fraction,
+        "train_size": config.train_size,
+        "model": model.to_dict(),
+        "scenario": scenario.to_dict(),
+        "train": config.train.to_dict(),
+        "metrics": list(config.metrics) if config.metrics else None,
+    }
+
+
+def cell_id(spec: Mapping[str, Any], method: str, settings: Mapping[str, Any] | None = None) -> str:
+    """Readable identity of a cell: ``dataset/model/scenario/method`` (+ a hash when options are set)."""
+    parts = [spec["dataset"], spec["model"]["name"], spec["scenario"]["name"], method]
+    opts = {"model": spec["model"]["options"], "scenario": spec["scenario"]["options"], "method": dict(settings or {})}
+    suffix = _digest(opts)[:8] if any(opts.values()) else ""
+    return "/".join(parts) + (f"#{suffix}" if suffix else "")
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(name: str, data_dir: str | None) -> Dataset:
+    return load_dataset(name, data_dir=data_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _splits(spec_json: str, seed: int) -> Splits:
+    spec = json.loads(spec_json)
+    ds = _dataset(spec["dataset"], spec["data_dir"])
+    split = split_dataset(ds, seed=seed, holdout_fraction=spec["holdout_fraction"], train_size=spec["train_size"])
+    scenario = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"])
+    return scenario.prepare(split, seed=seed)
+
+
+def _model_key(spec: Mapping[str, Any], seed: int, which: str) -> str:
+    ds = _dataset(spec["dataset"], spec["data_dir"])
+    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    ident = {k: spec[k] for k in ("holdout_fraction", "train_size", "model", "scenario", "train")}
+    return _digest({"dataset": ds.content_hash, **ident, "forget": splits.request_hash(), "seed": seed, "which": which})
+
+
+def _build(spec: Mapping[str, Any], seed: int) -> torch.nn.Module:
+    ds = _dataset(spec["dataset"], spec["data_dir"])
+    return build_model(spec["model"]["name"], ds.input_shape, ds.num_classes, seed=seed, **spec["model"]["options"])
+
+
+def _model_path(cache_dir: str, spec: Mapping[str, Any], seed: int, which: str) -> Path:
+    return Path(cache_dir) / "models" / f"{_model_key(spec, seed, which)}.safetensors"
+
+
+def _load_model(cache_dir: str, spec: Mapping[str, Any], seed: int, which: str) -> tuple[torch.nn.Module, float] | None:
+    """A cached model and its training seconds (weights via safetensors; nothing is unpickled)."""
+    from safetensors.torch import load_file
+
+    path = _model_path(cache_dir, spec, seed, which)
+    meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        return None
+    model = _build(spec, seed)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), float(json.loads(meta.read_text())["seconds"])
+
+
+def _cached_model(
+    cache_dir: str, spec: Mapping[str, Any], seed: int, which: str, make: Callable[[], tuple[torch.nn.Module, float]]
+) -> tuple[torch.nn.Module, float, bool]:
+    """Load ``which`` (original / retrain) from the cache, or make and store it. Returns (model, seconds, cached)."""
+    from safetensors.torch import save_file
+
+    loaded = _load_model(cache_dir, spec, seed, which)
+    if loaded is not None:
+        return loaded[0], loaded[1], True
+    model, seconds = make()
+    path = _model_path(cache_dir, spec, seed, which)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_json_atomic(path.with_suffix(".json"), {"which": which, "seed": seed, "seconds": seconds, "spec": dict(spec)})
+    os.replace(tmp, path)  # the weights last: a model counts as cached only once both files exist
+    return model.eval(), seconds, False
+
+
+def _evaluate(model: torch.nn.Module, splits: Splits, spec: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    return evaluate(collect(model, splits), spec["metrics"], seed=seed)
+
+
+def _gaps(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float | None]:
+    return {k: gap(metrics.get(k), reference.get(k)) for k in GAP_METRICS}
+
+
+def avg_gap(gaps: Mapping[str, float | None]) -> float | None:
+    """Avg. Gap to Retrain in percentage points (SalUn): mean of the defined gaps, x100."""
+    vals = [v for v in gaps.values() if v is not None]
+    return 100 * sum(vals) / len(vals) if vals else None
+
+
+def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str, Any]:
+    """Task: the original and the retrained reference of one unit (cached), evaluated."""
+    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    recipe = TrainConfig.from_dict(spec["train"])
+
+    def train_original() -> tuple[torch.nn.Module, float]:
+        model = _build(spec, seed)
+        stats = fit(model, splits.train, recipe, seed=seed)
+        return model, stats.seconds
+
+    original, orig_s, orig_cached = _cached_model(cache_dir, spec, seed, "original", train_original)
+
+    def train_reference() -> tuple[torch.nn.Module, float]:
+        outcome = Retrain().unlearn(original, splits, seed=seed, recipe=recipe)
+        return outcome.model, outcome.seconds
+
+    reference, ref_s, ref_cached = _cached_model(cache_dir, spec, seed, "retrain", train_reference)
+    orig_m, ref_m = _evaluate(original, splits, spec, seed), _evaluate(reference, splits, spec, seed)
+    c = collect(original, splits, names=["forget", "retain", "test"])
+    train = Outputs(
+        torch.cat([c["forget"].logits, c["retain"].logits]), torch.cat([c["forget"].labels, c["retain"].labels])
+    )
+    tr, te = accuracy(train), accuracy(c["test"])
+    facts = {
+        "train_accuracy": tr,
+        "test_accuracy_all": te,
+        "train_test_gap": None if tr is None or te is None else tr - te,
+        "n_forget": len(splits.forget),
+        "n_retain": len(splits.retain),
+    }
+    rows = {}
+    for which, m, secs, cached in (("original", orig_m, orig_s, orig_cached), ("retrain", ref_m, ref_s, ref_cached)):
+        g = _gaps(m, ref_m)
+        rows[which] = {"metrics": m, "gap": g, "avg_gap": avg_gap(g), "seconds": secs, "cached_model": cached,
+                       "speedup": (ref_s / secs) if which == "retrain" and secs else None}  # fmt: skip
+    rows["original"]["original_facts"] = facts
+    write_json_atomic(_model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json"),
+                      clean_json({"metrics": ref_m, "seconds": ref_s}))  # fmt: skip
+    return {"rows": rows}
+
+
+def method_cell(
+    spec: dict[str, Any], seed: int, method: str, settings: dict[str, Any], cache_dir: str
+) -> dict[str, Any]:
+    """Task: one method on the cached original of its unit, evaluated against the cached reference."""
+    ref_path = _model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json")
+    loaded = _load_model(cache_dir, spec, seed, "original")
+    if loaded is None or not ref_path.exists():
+        raise RuntimeError("the original or the retrained reference of this cell is missing (its reference row failed)")
+    ref = json.loads(ref_path.read_text())
+    original = loaded[0]
+    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    recipe = TrainConfig.from_dict(spec["train"])
+    outcome = make_method(method, **settings).unlearn(original, splits, seed=seed, recipe=recipe)
+    m = _evaluate(outcome.model, splits, spec, seed)
+    g = _gaps(m, ref["metrics"])
+    return {
+        "metrics": m,
+        "gap": g,
+        "avg_gap": avg_gap(g),
+        "seconds": outcome.seconds,
+        "speedup": ref["seconds"] / outcome.seconds if outcome.seconds > 0 else None,
+        "steps": outcome.steps,
+        "samples_seen": outcome.samples_seen,
+        "params": outcome.params,
+        "diagnostics": summarize_diagnostics(outcome.diagnostics),
+    }
+
+
+@dataclass
+class BenchRun:
+    """A finished (or partly finished) run: its folder and its final records (last per key)."""
+
+    out: Path
+    records: list[dict[str, Any]]
+    skipped_cells: list[dict[str, Any]]
+
+
+def read_records(out: str | Path) -> list[dict[str, Any]]:
+    """The run's rows, the last one recorded for each (cell, seed) (a resumed run may have retried some)."""
+    path = Path(out) / RECORDS
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill: that row reruns on resume
+                    continue
+                rows[(r["cell"], r["seed"])] = r
+    return list(rows.values())
+
+
+def run_benchmark(
+    config: BenchConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BenchRun:
+    """Run every cell of ``config`` into the folder ``out`` (see the module docstring)."""
+    out = Path(out)
+    say = log or (lambda _m: None)
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise OutputExistsError(
+            f"The '--out' folder {str(out)!r} already holds a run; pass --resume to continue it, "
+            "or choose a new folder."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    cache = str(cache_dir or out / "cache")
+    meta: dict[str, Any] = {
+        "config": config.to_dict(),
+        "config_hash": config.content_hash(),
+        "config_file": config.path,
+        "environment": environment("cpu"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    previous = out / "run.json"
+    if resume and previous.exists():
+        old = json.loads(previous.read_text())
+        if old.get("config_hash") != meta["config_hash"]:
+            raise OutputExistsError(
+                f"The '--resume' run in {str(out)!r} was made from a different benchmark file "
+                f"(config hash {old.get('config_hash', '?')[:12]} vs {meta['config_hash'][:12]}); use a new --out."
+            )
+    write_json_atomic(previous, meta)
+    done = {(r["cell"], r["seed"]) for r in read_records(out) if r.get("status") == "ok"}
+
+    units = [(d, m, s) for d in config.datasets for m in config.models for s in config.scenarios]
+    ref_tasks: list[Task] = []
+    cell_tasks: list[Task] = []
+    ident: dict[str, tuple[dict[str, Any], int, str | None, dict[str, Any]]] = {}
+    for d, m, s in units:
+        spec = unit_spec(config, d, m, s)
+        for seed in config.seeds:
+            ids = [cell_id(spec, w) for w in PHASE_ROWS]
+            if any((i, seed) not in done for i in ids):
+                key = f"ref|{ids[0]}|{seed}"
+                ref_tasks.append(Task(key, reference_unit, {"spec": spec, "seed": seed, "cache_dir": cache}))
+                ident[key] = (spec, seed, None, {})
+            for scen, meth in config.pairs():
+                if scen != s:
+                    continue
+                cid = cell_id(spec, meth.name, meth.options)
+                if (cid, seed) in done:
+                    continue
+                key = f"cell|{cid}|{seed}"
+                kwargs = {
+                    "spec": spec,
+                    "seed": seed,
+                    "method": meth.name,
+                    "settings": dict(meth.options),
+                    "cache_dir": cache,
+                }
+                cell_tasks.append(Task(key, method_cell, kwargs))
+                ident[key] = (spec, seed, meth.name, dict(meth.options))
+    total = len(ref_tasks) * 2 + len(cell_tasks)
+    say(f"{config.name}: {total} rows to run ({len(done)} already recorded), cache {cache}")
+    records_path = out / RECORDS
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=config.name, unit="row", dynamic_ncols=True)
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        with open(records_path, "a") as f:
+            for row in rows:
+                f.write(json.dumps(clean_json(row), sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if bar is not None:
+            bar.update(len(rows))
+
+    def base(spec: Mapping[str, Any], seed: int, method: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return {"cell": cell_id(spec, method, settings), "seed": seed, "dataset": spec["dataset"],
+                "model": spec["model"]["name"], "scenario": spec["scenario"]["name"], "method": method}  # fmt: skip
+
+    def on_ref(r: TaskResult) -> None:
+        spec, seed, _, _ = ident[r.key]
+        rows = []
+        for which in PHASE_ROWS:
+            row = base(spec, seed, which, {})
+            if (row["cell"], seed) in done:
+                continue
+            row.update({"status": "ok", **r.value["rows"][which]} if r.ok else {"status": "error", "error": r.error})
+            rows.append(row)
+        write(rows)
+
+    def on_cell(r: TaskResult) -> None:
+        spec, seed, method, settings = ident[r.key]
+        row = base(spec, seed, str(method), settings)
+        row.update({"status": "ok", **r.value} if r.ok else {"status": "error", "error": r.error, "params": settings})
+        write([row])
+
+    ex_options = {k: v for k, v in config.executor.items() if k != "name"}
+    if config.cell_time_limit is not None:
+        ex_options["time_limit"] = config.cell_time_limit
+    try:
+        with make_executor(str(config.executor["name"]), **ex_options) as executor:
+            executor.map(ref_tasks, on_result=on_ref)
+            executor.map(cell_tasks, on_result=on_cell)
+    finally:
+        if bar is not None:
+            bar.close()
+    skipped = [vars(s) for s in config.skipped]
+    return BenchRun(out, read_records(out), skipped)
