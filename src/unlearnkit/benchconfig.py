@@ -137,6 +137,7 @@ class BenchConfig:
         """SHA-256 of what determines the results (not the executor or where data lives)."""
         d = self.to_dict()
         d.pop("executor"), d.pop("cell_time_limit"), d.pop("description")
+        d["methods"] = sorted(d["methods"], key=lambda m: m["name"])  # a table's key order carries no meaning
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def pairs(self) -> list[tuple[Entry, Entry]]:

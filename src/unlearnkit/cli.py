@@ -144,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
     _add_runtime(p)
 
+    p = sub.add_parser("bench", help="run a benchmark file (datasets x models x scenarios x methods x seeds)")
+    p.add_argument("config", help="benchmark file (.toml, .yaml); see benchmarks/ and docs/benchmarks.md")
+    p.add_argument("--out", required=True, help="new folder for the run (records.jsonl, run.json, cache/)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (skips finished rows)")
+    p.add_argument("--cache", default=None, help="model cache shared across runs (default: OUT/cache)")
+    p.add_argument("--seeds", default=None, help="override the file's seeds, e.g. 0,1")
+    p.add_argument("--executor", default=None, help="override the file's executor: local or ray")
+    p.add_argument("--report", action="store_true", help="also write report.md and report.html into --out")
+    _add_runtime(p)
+
+    p = sub.add_parser("report", help="leaderboard of a benchmark run: Markdown and a self-contained HTML page")
+    p.add_argument("run_dir", help="folder written by unlearnkit bench")
+    p.add_argument("--out", default=None, help="folder for report.md and report.html (default: RUN_DIR)")
+
     p = sub.add_parser(
         "weak",
         help="weak-unlearning test: Bayes advantage of classifiers telling unlearned models from never-trained ones",
@@ -665,6 +679,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from unlearnkit.benchconfig import load_config
+    from unlearnkit.benchmark import run_benchmark
+
+    overrides: dict[str, Any] = {}
+    if args.seeds is not None:
+        overrides["seeds"] = list(_ints(args.seeds, "--seeds"))
+    config = load_config(args.config, overrides=overrides)
+    if args.executor is not None:
+        from dataclasses import replace
+
+        from unlearnkit.executor import EXECUTORS
+
+        EXECUTORS.get(args.executor)
+        config = replace(config, executor={**config.executor, "name": args.executor})
+    start = time.perf_counter()
+    run = run_benchmark(config, args.out, resume=args.resume, cache_dir=args.cache, progress=_progress(args), log=_say)
+    errors = [r for r in run.records if r.get("status") != "ok"]
+    print(
+        f"{config.name}: {len(run.records)} rows in {args.out} ({len(errors)} failed) "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
+    if args.report:
+        from unlearnkit.report import write_report
+
+        for path in write_report(args.out):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from unlearnkit.report import write_report
+
+    if not (Path(args.run_dir) / "run.json").is_file():
+        raise ParameterError(
+            "The 'RUN_DIR' parameter must be a folder written by unlearnkit bench (with run.json); "
+            f"got {args.run_dir!r}."
+        )
+    for path in write_report(args.run_dir, out=args.out):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def cmd_weak(args: argparse.Namespace) -> int:
     import os
 
@@ -753,6 +810,8 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "run": cmd_run,
     "weak": cmd_weak,
+    "bench": cmd_bench,
+    "report": cmd_report,
 }
 
 

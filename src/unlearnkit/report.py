@@ -185,3 +185,191 @@ def markdown_report(run_dir: str | Path) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines += [""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
+
+
+# -- HTML ---------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+color:#222;padding:0 1rem}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+tr.ref td{background:#eef6ee}tr.orig td{background:#f8f0f0}
+.notes{font-size:.85rem;color:#444}figure{display:inline-block;margin:0 1.5rem 1rem 0;vertical-align:top}
+figcaption{font-size:.85rem;color:#444;max-width:520px}code{background:#f3f3f3;padding:0 .2rem}
+"""
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both coordinates (lower is better on each)."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any((x2 <= x and y2 <= y) and (x2 < x or y2 < y) for j, (x2, y2) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def _empty_svg(width: int, title: str) -> str:
+    label = _esc(title)
+    return f'<svg width="{width}" height="60" role="img" aria-label="{label}"><text x="10" y="30">no data</text></svg>'
+
+
+def _scatter_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
+    """Avg. Gap vs seconds (log scale), Pareto front marked."""
+    pts = [
+        (c["seconds"]["mean"], c["avg_gap"]["mean"], c["method"])
+        for c in cells
+        if c["method"] not in ("retrain", "original") and c["seconds"]["mean"] and c["avg_gap"]["mean"] is not None
+    ]
+    w, h, pad = 520, 320, 50
+    if not pts:
+        return _empty_svg(w, title)
+    xs = [math.log10(max(p[0], 1e-6)) for p in pts]
+    ys = [p[1] for p in pts]
+    x0, x1 = min(xs) - 0.3, max(xs) + 0.3
+    y1 = max(ys) * 1.1 + 0.5
+
+    def sx(v: float) -> float:
+        return float(pad + (v - x0) / (x1 - x0) * (w - 2 * pad))
+
+    def sy(v: float) -> float:
+        return float(h - pad - v / y1 * (h - 2 * pad))
+
+    front = pareto_front([(p[0], p[1]) for p in pts])
+    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{_esc(title)}" '
+             'xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
+             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle" font-size="12">seconds (log scale)</text>',
+             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">'
+             "Avg. Gap (points)</text>"]  # fmt: skip
+    for e in range(math.floor(x0), math.ceil(x1) + 1):
+        if x0 <= e <= x1:
+            label = f"{10.0**e:g}"
+            parts.append(f'<text x="{sx(e):.1f}" y="{h - pad + 14}" text-anchor="middle" font-size="10">{label}</text>')
+    for t in np.linspace(0, y1, 5):
+        parts.append(f'<text x="{pad - 4}" y="{sy(t) + 3:.1f}" text-anchor="end" font-size="10">{t:.1f}</text>')
+    fp = sorted((xs[i], ys[i]) for i in front)
+    if len(fp) > 1:
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in fp)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#999" stroke-dasharray="4 3"/>')
+    for i, (x, y, name) in enumerate(zip(xs, ys, (p[2] for p in pts), strict=True)):
+        color = _PALETTE[i % len(_PALETTE)]
+        ring = ' stroke="#000" stroke-width="2"' if i in front else ""
+        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{color}"{ring}><title>{_esc(name)}: '
+                     f"{pts[i][0]:.3g} s, gap {y:.2f}</title></circle>"
+                     f'<text x="{sx(x) + 7:.1f}" y="{sy(y) - 6:.1f}" font-size="11">{_esc(name)}</text>')  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _bars_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
+    """Per-class test accuracy, grouped bars per class, one colour per method."""
+    series = [(c["method"], c["per_class_test_accuracy"]) for c in cells if c.get("per_class_test_accuracy")]
+    w, h, pad = 520, 300, 40
+    if not series:
+        return _empty_svg(w, title)
+    k = len(series[0][1])
+    group_w = (w - 2 * pad) / k
+    bar_w = group_w * 0.8 / len(series)
+    parts = [f'<svg width="{w}" height="{h + 20 * ((len(series) + 3) // 4)}" role="img" aria-label="{_esc(title)}" '
+             'xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>']  # fmt: skip
+    for t in (0, 0.5, 1.0):
+        y = h - pad - t * (h - 2 * pad)
+        parts.append(f'<text x="{pad - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{100 * t:.0f}%</text>')
+    for ci in range(k):
+        parts.append(f'<text x="{pad + (ci + 0.5) * group_w:.1f}" y="{h - pad + 14}" text-anchor="middle" '
+                     f'font-size="10">{ci}</text>')  # fmt: skip
+        for si, (name, vals) in enumerate(series):
+            v = vals[ci] if ci < len(vals) and vals[ci] is not None else 0.0
+            x = pad + ci * group_w + group_w * 0.1 + si * bar_w
+            bh = v * (h - 2 * pad)
+            parts.append(f'<rect x="{x:.1f}" y="{h - pad - bh:.1f}" width="{bar_w:.1f}" height="{bh:.1f}" '
+                         f'fill="{_PALETTE[si % len(_PALETTE)]}"><title>{_esc(name)} class {ci}: '
+                         f"{100 * v:.1f}%</title></rect>")  # fmt: skip
+    for si, (name, _) in enumerate(series):
+        x, y = pad + (si % 4) * 120, h + 4 + 20 * (si // 4)
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{_PALETTE[si % len(_PALETTE)]}"/>'
+                     f'<text x="{x + 14}" y="{y + 9}" font-size="11">{_esc(name)}</text>')  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_report(run_dir: str | Path) -> str:
+    """The leaderboard of a run folder as one self-contained HTML page (inline CSS and SVG, no scripts)."""
+    from unlearnkit.benchmark import read_records
+
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    summary = summarize(read_records(run_dir))
+    cfg, env = meta["config"], meta["environment"]
+    body = [
+        f"<h1>Benchmark: {_esc(cfg['name'])}</h1>",
+        f"<p>{_esc(cfg.get('description') or '')}</p>",
+        "<p>Avg. Gap = mean |method − retrain| over forget, retain and test accuracy and MIA accuracy, in points "
+        "(lower is better; mean ± std over seeds, 95% bootstrap interval). ↑ higher is better, ↓ lower, ≈R closest "
+        "to the retrained model. Speed-up = retraining seconds / method seconds.</p>",
+    ]
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in summary:
+        by_group[f"{c['dataset']} / {c['model']} / {c['scenario']}"].append(c)
+    for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", [])):
+        body.append(f"<h2>{_esc(title)}</h2>")
+        body.append("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        for r in rows:
+            cls = ' class="ref"' if r[0] == "retrain" else (' class="orig"' if r[0].startswith("original") else "")
+            body.append(f"<tr{cls}>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>")
+        body.append("</tbody></table>")
+        if notes:
+            body.append('<ul class="notes">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
+        cells = by_group[title]
+        body.append(f"<figure>{_scatter_svg(cells, f'gap vs time, {title}')}<figcaption>Avg. Gap vs seconds per "
+                    "method (mean over seeds); ringed points form the Pareto front (no method is both faster and "
+                    "closer to retraining).</figcaption></figure>")  # fmt: skip
+        body.append(f"<figure>{_bars_svg(cells, f'per-class test accuracy, {title}')}<figcaption>Test accuracy per "
+                    "class (mean over seeds).</figcaption></figure>")  # fmt: skip
+        body.append(
+            '<p class="notes">MIA ROC curves: the registered attacks report accuracies, not per-sample scores, '
+            "so no ROC curve is drawn yet.</p>"
+        )
+    body.append("<h2>Environment and how to rerun</h2>")
+    body.append(f"<p><code>unlearnkit bench {_esc(meta['config_file'])} --out RUN_DIR</code> then "
+                f"<code>unlearnkit report RUN_DIR</code>. Config hash <code>{_esc(meta['config_hash'])}</code>; "
+                f"seeds {_esc(cfg['seeds'])}; started {_esc(meta['started'])}.</p>")  # fmt: skip
+    body.append("<table><tbody>" + "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in env.items())
+                + "</tbody></table>")  # fmt: skip
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+            f"{_esc(cfg['name'])} — unlearnkit benchmark</title><style>{_CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")  # fmt: skip
+
+
+def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> list[Path]:
+    """Write ``report.md`` and ``report.html`` (atomically) for a run folder; returns their paths."""
+    from unlearnkit.artifacts import write_text_atomic
+
+    folder = Path(out) if out is not None else Path(run_dir)
+    md, page = folder / "report.md", folder / "report.html"
+    write_text_atomic(md, markdown_report(run_dir))
+    write_text_atomic(page, html_report(run_dir))
+    return [md, page]

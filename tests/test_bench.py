@@ -1,0 +1,215 @@
+"""Benchmarks end to end on the tiny config: bench -> report -> a real headless Chromium; resume; config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from unlearnkit.benchconfig import BenchConfigError, load_config
+from unlearnkit.benchmark import read_records
+from unlearnkit.cli import main
+from unlearnkit.report import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "benchmarks" / "tiny.toml"
+ARTIFACTS = ROOT / "test-artifacts"
+TIMING = ("seconds", "speedup", "cached_model")  # wall-clock facts differ between runs; nothing else may
+
+
+def _comparable(records):
+    out = {}
+    for r in records:
+        row = {k: v for k, v in r.items() if k not in TIMING}
+        if "diagnostics" in row:  # e.g. filtration's solve_seconds
+            row["diagnostics"] = {k: v for k, v in row["diagnostics"].items() if "seconds" not in k}
+        out[(r["cell"], r["seed"])] = row
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "run"
+    assert main(["bench", str(TINY), "--out", str(out), "--report", "--no-progress"]) == 0
+    return out
+
+
+def test_tiny_bench_records_every_row(tiny_run):
+    records = read_records(tiny_run)
+    # 2 seeds x (2 scenarios x (original + retrain) + 3 class methods + 2 random methods); filtration skipped on random
+    assert len(records) == 18 and all(r["status"] == "ok" for r in records)
+    methods = {(r["scenario"], r["method"]) for r in records}
+    assert ("random", "filtration") not in methods and ("class", "filtration") in methods
+    by = {(r["scenario"], r["method"], r["seed"]): r for r in records}
+    for scen in ("class", "random"):
+        ref = by[(scen, "retrain", 0)]
+        assert ref["avg_gap"] == 0.0
+        orig = by[(scen, "original", 0)]
+        assert orig["original_facts"]["train_accuracy"] > 0.99
+    # filtration forgets the class: forget accuracy 0 (the retrained model's too), class gap small
+    assert by[("class", "filtration", 0)]["metrics"]["forget_accuracy"] == 0.0
+    assert by[("class", "filtration", 0)]["avg_gap"] < 5.0 < by[("class", "original", 0)]["avg_gap"]
+    meta = json.loads((tiny_run / "run.json").read_text())
+    assert meta["config"]["skipped"] == [
+        {"scenario": "random", "method": "filtration", "reason": "supports classes requests, not samples"}
+    ]
+
+
+def test_markdown_report_has_original_rows_and_skips(tiny_run):
+    md = (tiny_run / "report.md").read_text()
+    assert md.count("| original (no unlearning) |") == 2
+    assert "filtration skipped: supports classes requests, not samples" in md
+    assert "unlearnkit bench" in md and "Config hash" in md
+
+
+def _chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("Debian chromium / chromium-driver not installed (make setup installs them when apt is usable)")
+    options = Options()
+    options.binary_location = binary
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--window-size=1300,1800",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_html_report_in_headless_chromium(tiny_run):
+    summary = {s["cell"]: s for s in summarize(read_records(tiny_run))}
+    browser = _chromium()
+    try:
+        browser.get((tiny_run / "report.html").as_uri())
+        assert browser.title == "tiny — unlearnkit benchmark"
+        errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        assert errors == []
+        sizes = browser.execute_script(
+            "return Array.from(document.querySelectorAll('svg, img')).map(e => {"
+            "const r = e.getBoundingClientRect(); return [e.tagName, r.width, r.height,"
+            " e.tagName === 'IMG' ? e.naturalWidth : e.querySelectorAll('circle, rect').length]; })"
+        )
+        assert len(sizes) == 4  # a scatter and a bar chart per scenario
+        assert all(w > 100 and h > 100 and marks > 0 for _, w, h, marks in sizes)
+        rows = browser.execute_script(
+            "return Array.from(document.querySelectorAll('h2 + table')).map(t => [t.previousElementSibling.textContent,"
+            " Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))]);"
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "tiny_report.png"))
+    finally:
+        browser.quit()
+    assert [title for title, _ in rows] == ["digits / mlp / class", "digits / mlp / random"]
+    for title, table in rows:
+        scenario = title.split(" / ")[2]
+        for cells in table:
+            method = cells[0].replace(" (no unlearning)", "")
+            s = next(v for v in summary.values() if v["scenario"] == scenario and v["method"] == method)
+            gap = s["avg_gap"]
+            assert cells[1].startswith(f"{gap['mean']:.2f} ± {gap['std']:.2f}")
+            assert cells[2] == f"{100 * s['metrics']['forget_accuracy']['mean']:.1f} ± " \
+                f"{100 * s['metrics']['forget_accuracy']['std']:.1f}"  # fmt: skip
+            assert cells[-1] == str(len(s["seeds"]))
+    assert (ARTIFACTS / "tiny_report.png").stat().st_size > 10_000
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_run, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "unlearnkit.cli", "bench", str(TINY), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    records = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once some, but not all, rows are written
+        if records.exists() and len(records.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = len(read_records(out))
+    assert 6 <= written < 18, written
+    # without --resume the folder is refused: one line, exit 2, nothing written
+    before = records.read_text()
+    assert main(["bench", str(TINY), "--out", str(out), "--no-progress"]) == 2
+    assert records.read_text() == before
+    assert main(["bench", str(TINY), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert _comparable(read_records(out)) == _comparable(read_records(tiny_run))
+
+
+def test_a_failing_cell_is_recorded_and_the_rest_continue(tmp_path):
+    cfg = tmp_path / "fail.toml"
+    text = TINY.read_text().replace("filtration = { samples_per_class = 20 }",
+                                    "filtration = { samples_per_class = 20, max_condition = 1.000001 }")  # fmt: skip
+    cfg.write_text(text.replace("seeds = [0, 1]", "seeds = [0]"))
+    assert main(["bench", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    records = read_records(tmp_path / "run")
+    failed = [r for r in records if r["status"] != "ok"]
+    assert [r["method"] for r in failed] == ["filtration"]
+    assert "condition number" in failed[0]["error"]
+    assert len(records) == 9
+
+
+BASE = TINY.read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (("neggrad_plus = {}", "neggrad_pluss = {}"), "key 'methods.neggrad_pluss': unknown method 'neggrad_pluss'"),
+        (('datasets = ["digits"]', 'datasets = ["digitz"]'), "key 'data.datasets[0]': unknown dataset 'digitz'"),
+        (("finetune = { epochs = 3 }", 'finetune = { epochs = "three" }'), "key 'methods.finetune': The 'epochs'"),
+        (("seeds = [0, 1]", "seeds = 0"), "key 'seeds': must be a list of ints >= 0, got int 0"),
+        (("lr = 0.05", 'lr = "fast"'), "key 'train'"),
+        (("seeds = [0, 1]\n", ""), "key 'seeds': missing required key"),
+        (
+            ('[[scenarios]]\nname = "class"\noptions = { forget_classes = [3] }\n', ""),
+            "key 'methods.filtration': no scenario here can run it (supports classes requests, not samples)",
+        ),
+        (("[executor]", "[executr]"), "key 'executr': unknown key"),
+    ],
+)
+def test_config_errors_name_the_file_and_key(tmp_path, edit, match, capsys):
+    old, new = edit
+    assert old in BASE
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE.replace(old, new))
+    with pytest.raises(BenchConfigError, match=None) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and match in message and "fix:" in message
+    assert main(["bench", str(path), "--out", str(tmp_path / "out")]) == 2  # exit 2, one line, no run folder
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_yaml_files_and_bad_suffix(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    data = tomllib.loads(BASE)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(data))
+    assert load_config(tmp_path / "tiny.yaml").content_hash() == load_config(TINY).content_hash()
+    (tmp_path / "tiny.json").write_text("{}")
+    with pytest.raises(BenchConfigError, match="must end in .toml, .yaml or .yml"):
+        load_config(tmp_path / "tiny.json")
+
+
+def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "must be a folder written by unlearnkit bench" in capsys.readouterr().err
