@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,14 @@ class BenchConfig:
         return [(s, m) for s in self.scenarios for m in self.methods if (s.name, m.name) not in skip]
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict (errors name the file)."""
+    path = Path(path)
+    if path.suffix.lower() != ".toml":
+        raise BenchConfigError(f"{path}: expected a .toml file.")
+    return _read(path)
+
+
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BenchConfigError(f"{path}: no such benchmark file.")
@@ -207,11 +215,29 @@ class _Checker:
         return Entry(self.name(registry, item["name"], f"{key}.name"), dict(options))
 
 
-def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> BenchConfig:
-    """Read and validate a benchmark file (``overrides`` replace top-level keys, e.g. ``{"seeds": [0]}``)."""
+def load_config(
+    path: str | Path, *, overrides: Mapping[str, Any] | None = None, settings: Sequence[str | Path] = ()
+) -> BenchConfig:
+    """Read and validate a benchmark file.
+
+    ``overrides`` replace top-level keys (e.g. ``{"seeds": [0]}``); each file in
+    ``settings`` is a TOML fragment whose ``[methods.NAME]`` tables update the
+    settings of methods the file lists (e.g. the ``best.toml`` of ``unlearnkit tune``).
+    """
     path = Path(path)
     data = {**_read(path), **dict(overrides or {})}
     ck = _Checker(path)
+    for fragment in settings:
+        extra = read_toml(fragment)
+        unknown = set(extra) - {"methods"}
+        if unknown or not isinstance(extra.get("methods"), dict):
+            raise BenchConfigError(f"{fragment}: a settings fragment holds only [methods.NAME] tables.")
+        if not isinstance(data.get("methods"), dict):
+            raise ck.fail("methods", "cannot take --settings when it is not a table", "list the methods by name")
+        for name, values in extra["methods"].items():
+            if name not in data["methods"]:
+                raise BenchConfigError(f"{fragment}: method {name!r} is not in {path}'s [methods]; add it there first.")
+            data["methods"] = {**data["methods"], name: {**data["methods"][name], **values}}
     for key in data:
         if key not in TOP_KEYS:
             raise ck.fail(key, "unknown key", f"use only {', '.join(TOP_KEYS)}")
@@ -299,10 +325,10 @@ def load_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None)
         if not methods:
             raise ck.fail("methods", "is empty", "add e.g. finetune = {}")
         method_entries = []
-        for n, settings in methods.items():
+        for n, values in methods.items():
             ck.name(METHODS, n, f"methods.{n}")
-            ck.typed(settings, dict, f"methods.{n}", "a table of settings (use {} for the defaults)")
-            method_entries.append(Entry(n, dict(settings)))
+            ck.typed(values, dict, f"methods.{n}", "a table of settings (use {} for the defaults)")
+            method_entries.append(Entry(n, dict(values)))
     skipped = []
     for m in method_entries:
         try:

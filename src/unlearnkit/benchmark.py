@@ -152,8 +152,13 @@ def avg_gap(gaps: Mapping[str, float | None]) -> float | None:
     return 100 * sum(vals) / len(vals) if vals else None
 
 
-def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str, Any]:
-    """Task: the original and the retrained reference of one unit (cached), evaluated."""
+def reference_models(
+    spec: dict[str, Any], seed: int, cache_dir: str
+) -> tuple[torch.nn.Module, torch.nn.Module, float, float, bool, bool]:
+    """The original and the retrained reference of a unit (trained once, then from the cache).
+
+    Returns (original, reference, original seconds, reference seconds, original cached, reference cached).
+    """
     splits = _splits(json.dumps(spec, sort_keys=True), seed)
     recipe = TrainConfig.from_dict(spec["train"])
 
@@ -169,6 +174,13 @@ def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str,
         return outcome.model, outcome.seconds
 
     reference, ref_s, ref_cached = _cached_model(cache_dir, spec, seed, "retrain", train_reference)
+    return original, reference, orig_s, ref_s, orig_cached, ref_cached
+
+
+def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str, Any]:
+    """Task: the original and the retrained reference of one unit (cached), evaluated."""
+    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    original, reference, orig_s, ref_s, orig_cached, ref_cached = reference_models(spec, seed, cache_dir)
     orig_m, ref_m = _evaluate(original, splits, spec, seed), _evaluate(reference, splits, spec, seed)
     c = collect(original, splits, names=["forget", "retain", "test"])
     train = Outputs(

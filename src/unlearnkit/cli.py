@@ -152,6 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, help="override the file's seeds, e.g. 0,1")
     p.add_argument("--executor", default=None, help="override the file's executor: local or ray")
     p.add_argument("--report", action="store_true", help="also write report.md and report.html into --out")
+    p.add_argument(
+        "--settings",
+        action="append",
+        default=[],
+        help="TOML fragment with [methods.NAME] settings (e.g. a tune run's best.toml) overriding the file's",
+    )
+    _add_runtime(p)
+
+    p = sub.add_parser("tune", help="Optuna search of a method's settings: Avg. Gap to Retrain on the holdout split")
+    p.add_argument("config", help="benchmark file giving the data, model, training recipe and scenarios")
+    p.add_argument("--method", required=True, help="method to tune (its settings in the file are the fixed ones)")
+    p.add_argument("--scenario", default=None, help="scenario of the file to tune on (default: the first)")
+    p.add_argument("--dataset", default=None, help="dataset of the file (default: the first)")
+    p.add_argument("--model", dest="arch", default=None, help="model of the file (default: the first)")
+    p.add_argument("--trials", type=int, default=20, help="trial budget")
+    p.add_argument("--space", default=None, help="TOML search space (default: derived from the method's defaults)")
+    p.add_argument("--tuning-seeds", default="1000,1001", help="seeds tuned on (keep them apart from reported seeds)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    p.add_argument("--cache", default=None, help="model cache shared with bench (default: OUT/cache)")
+    p.add_argument("--out", required=True, help="new folder for best.toml (a [methods] fragment) and history.json")
     _add_runtime(p)
 
     p = sub.add_parser("report", help="leaderboard of a benchmark run: Markdown and a self-contained HTML page")
@@ -686,7 +706,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = list(_ints(args.seeds, "--seeds"))
-    config = load_config(args.config, overrides=overrides)
+    config = load_config(args.config, overrides=overrides, settings=args.settings)
     if args.executor is not None:
         from dataclasses import replace
 
@@ -706,6 +726,75 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         for path in write_report(args.out):
             print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from unlearnkit.artifacts import check_output_dir, write_json_atomic, write_text_atomic
+    from unlearnkit.benchconfig import load_config, read_toml
+    from unlearnkit.benchmark import unit_spec
+    from unlearnkit.env import set_threads
+    from unlearnkit.tuning import default_space, holdout_gap_objective, parse_space, search
+
+    set_threads(args.threads)
+    config = load_config(args.config)
+    out = check_output_dir(args.out)
+    seeds = _ints(args.tuning_seeds, "--tuning-seeds")
+    clash = sorted(set(seeds) & set(config.seeds))
+    if clash:
+        raise ParameterError(
+            f"The '--tuning-seeds' parameter must not share seeds with the file's reported seeds; both have {clash}."
+        )
+
+    def pick(items: Sequence[Any], name: str | None, param: str, label: Any) -> Any:
+        if name is None:
+            return items[0]
+        for item in items:
+            if label(item) == name:
+                return item
+        raise ParameterError(
+            f"The '{param}' parameter must be one of the file's {[label(i) for i in items]}; got {name!r}."
+        )
+
+    scenario = pick(config.scenarios, args.scenario, "--scenario", lambda e: e.name)
+    dataset = pick(config.datasets, args.dataset, "--dataset", lambda d: d)
+    model = pick(config.models, args.arch, "--model", lambda e: e.name)
+    method = next((m for m in config.methods if m.name == args.method), None)
+    if method is None:
+        raise ParameterError(
+            f"The '--method' parameter must be a method of the file ({[m.name for m in config.methods]}); "
+            f"got {args.method!r}."
+        )
+    if any(sk.scenario == scenario.name and sk.method == method.name for sk in config.skipped):
+        raise ParameterError(f"The '--method' {method.name!r} cannot run on scenario {scenario.name!r}.")
+    space = parse_space(read_toml(args.space), owner=args.space) if args.space else default_space(method.name)
+    space = {k: v for k, v in space.items() if k not in method.options}  # the file's settings stay fixed
+    if not space:
+        raise ParameterError(f"method {method.name!r} has no setting left to search; give a --space file.")
+    spec = unit_spec(config, dataset, model, scenario)
+    cache = args.cache or str(Path(args.out) / "cache")
+    objective = holdout_gap_objective(spec, method.name, seeds, cache)
+    start = time.perf_counter()
+    result = search(objective, space, trials=args.trials, seed=args.seed, fixed=method.options,
+                    progress=_progress(args))  # fmt: skip
+    seconds = time.perf_counter() - start
+    lines = [
+        f"# unlearnkit tune {args.config} --method {method.name}: best Avg. Gap to Retrain on the holdout split "
+        f"{result.best_value:.3f} points",
+        f"# {args.trials} trials, tuning seeds {list(seeds)}, scenario {scenario.name}, {dataset}/{model.name}, "
+        f"{seconds:.0f} s. Use with: unlearnkit bench CONFIG --settings best.toml",
+        f"[methods.{method.name}]",
+    ]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in sorted(result.best_params.items())]
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "best.toml", "\n".join(lines) + "\n")
+    write_json_atomic(out / "history.json", {"space": {k: p.to_dict() for k, p in space.items()}, **result.to_dict(),
+                                             "tuning_seeds": list(seeds), "seconds": seconds})  # fmt: skip
+    print("\n".join(lines))
+    states = [h["state"] for h in result.history]
+    print(
+        f"trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed"
+    )
     return EXIT_OK
 
 
@@ -812,6 +901,7 @@ COMMANDS = {
     "weak": cmd_weak,
     "bench": cmd_bench,
     "report": cmd_report,
+    "tune": cmd_tune,
 }
 
 

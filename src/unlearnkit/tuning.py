@@ -1,0 +1,252 @@
+"""The project's one tuning facility: an Optuna search with a pluggable objective.
+
+:func:`search` runs ``trials`` Optuna trials (TPE, seeded) over a search space
+and calls an objective ``f(params, report) -> value``; the objective may call
+``report(step, value)`` with intermediate values (e.g. after each tuning seed),
+and a median pruner stops unpromising trials. Optuna is imported only here.
+Every trial — parameters, value, state, intermediate values — is kept in the
+returned history.
+
+Objectives live next to what they tune: :func:`holdout_gap_objective` is the
+benchmark's (Avg. Gap to Retrain measured on the HOLDOUT split — the test split
+is never read); other searches (e.g. selective forgetting's) plug in theirs.
+
+Search spaces are plain mappings (``{"lr": {"low": 1e-3, "high": 0.1, "log":
+true}, "z": {"choices": ["naive", "normalization"]}}``); :func:`default_space`
+derives one from a method's defaults and constraints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from unlearnkit.errors import ParameterError
+from unlearnkit.optional import optional_import
+from unlearnkit.validation import Boolean, Interval, NoneOr, Options
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of a search space."""
+
+    name: str
+    kind: str  # "float" | "int" | "categorical"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any) -> Any:
+        if self.kind == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low or 0), int(self.high or 0), log=self.log)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "categorical":
+            return {"choices": list(self.choices)}
+        return {"low": self.low, "high": self.high, "log": self.log, "type": self.kind}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def parse_space(spec: Mapping[str, Any], *, owner: str = "the search space") -> dict[str, Param]:
+    """Read ``{name: {"low", "high", "log"?, "type"?} | {"choices": [...]}}`` into :class:`Param` objects."""
+    space = {}
+    for name, d in spec.items():
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"The {name!r} entry of {owner} must be a table (low/high or choices); got {d!r}.")
+        if "choices" in d:
+            choices = d["choices"]
+            if not isinstance(choices, (list, tuple)) or not choices:
+                raise ParameterError(f"The {name!r} choices of {owner} must be a non-empty list; got {choices!r}.")
+            space[name] = Param(name, "categorical", choices=tuple(choices))
+            continue
+        raw_low, raw_high = d.get("low"), d.get("high")
+        if not (_is_number(raw_low) and _is_number(raw_high) and float(raw_low) < float(raw_high)):  # type: ignore[arg-type]
+            raise ParameterError(f"The {name!r} entry of {owner} must have numbers low < high; got {dict(d)!r}.")
+        low, high = float(raw_low), float(raw_high)  # type: ignore[arg-type]
+        kind = d.get("type") or ("int" if isinstance(raw_low, int) and isinstance(raw_high, int) else "float")
+        if kind not in ("int", "float"):
+            raise ParameterError(f"The {name!r} type of {owner} must be int or float; got {kind!r}.")
+        log = bool(d.get("log", False))
+        if log and low <= 0:
+            raise ParameterError(f"The {name!r} entry of {owner} needs low > 0 for a log scale; got {low!r}.")
+        space[name] = Param(name, kind, low, high, log)
+    return space
+
+
+def default_space(method: str) -> dict[str, Param]:
+    """A search space from a method's defaults: floats x/10..x*10 (log), ints x/4..x*4, options and flags as choices.
+
+    Settings whose default is None or a string outside a fixed set of options are left out;
+    ranges are clipped to the setting's constraint.
+    """
+    from unlearnkit.methods import METHODS
+
+    cls = METHODS.get(method)
+    space: dict[str, Param] = {}
+    for name, default in cls.defaults.items():
+        c = cls.parameter_constraints.get(name)
+        if isinstance(c, NoneOr):
+            c = c.inner
+        if isinstance(c, Options):
+            space[name] = Param(name, "categorical", choices=tuple(c.values))
+        elif isinstance(c, Boolean):
+            space[name] = Param(name, "categorical", choices=(True, False))
+        elif isinstance(c, Interval) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            low: float
+            high: float
+            if c.kind is int:
+                low, high = max(int(default) // 4, 1 if default else 0), max(int(default) * 4, 1)
+            else:
+                if default <= 0:
+                    continue
+                low, high = float(default) / 10, float(default) * 10
+            if c.low is not None:
+                low = max(low, c.low if c.closed in ("both", "left") else c.low + (1 if c.kind is int else 1e-9))
+            if c.high is not None:
+                high = min(high, c.high if c.closed in ("both", "right") else c.high - (1 if c.kind is int else 1e-9))
+            if low < high:
+                is_int = c.kind is int
+                space[name] = Param(name, "int" if is_int else "float", low, high, log=not is_int and low > 0)
+    return space
+
+
+@dataclass
+class SearchResult:
+    """The best parameters, their value, and every trial."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    direction: str = "minimize"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+Objective = Callable[[dict[str, Any], Callable[[int, float], bool]], float]
+
+
+def search(
+    objective: Objective,
+    space: Mapping[str, Param],
+    *,
+    trials: int = 20,
+    seed: int = 0,
+    direction: str = "minimize",
+    fixed: Mapping[str, Any] | None = None,
+    prune: bool = True,
+    progress: bool = False,
+) -> SearchResult:
+    """Run an Optuna search; ``fixed`` settings are passed to every trial unchanged."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ParameterError(f"The 'trials' parameter must be an int >= 1; got {trials!r}.")
+    if direction not in ("minimize", "maximize"):
+        raise ParameterError(f"The 'direction' parameter must be minimize or maximize; got {direction!r}.")
+    optuna = optional_import("optuna", extra="tune")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0) if prune else optuna.pruners.NopPruner()
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+
+    def run(trial: Any) -> float:
+        params = {**dict(fixed or {}), **{name: p.suggest(trial) for name, p in space.items()}}
+
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return bool(trial.should_prune())
+
+        value = objective(params, report)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise optuna.TrialPruned()
+        return float(value)
+
+    study.optimize(run, n_trials=trials, show_progress_bar=progress, catch=(ParameterError,))
+    history = [
+        {
+            "number": t.number,
+            "params": {**dict(fixed or {}), **t.params},
+            "value": t.value,
+            "state": t.state.name,
+            "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
+        }
+        for t in study.trials
+    ]
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise ParameterError(f"no trial of the search completed ({len(study.trials)} tried); widen the space.")
+    return SearchResult({**dict(fixed or {}), **study.best_params}, float(study.best_value), history, direction)
+
+
+def prune() -> None:
+    """Stop the current trial (Optuna's ``TrialPruned``)."""
+    raise optional_import("optuna", extra="tune").TrialPruned()
+
+
+# -- the benchmark's objective -------------------------------------------------------
+
+
+def holdout_roles(splits: Any, seed: int) -> Any:
+    """Splits whose test role is played by half of the holdout split (seeded), the other half staying holdout.
+
+    Tuning measures every metric on these, so the real test split is never read.
+    """
+    n = len(splits.holdout)
+    if n < 4:
+        raise ParameterError(
+            f"tuning needs a holdout split of at least 4 samples to stand in for the test split; got {n}."
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=g)
+    half = n // 2
+    as_test = splits.holdout.subset(perm[:half].sort().values, "test")
+    holdout = splits.holdout.subset(perm[half:].sort().values, "holdout")
+    return dataclasses.replace(splits, test=as_test, holdout=holdout)
+
+
+def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[int], cache_dir: str) -> Objective:
+    """Avg. Gap to Retrain of ``method`` on the holdout split, averaged over ``seeds`` (one report per seed).
+
+    Originals and references come from the benchmark cache (trained once); the
+    reference's holdout metrics are computed once per seed.
+    """
+    from unlearnkit.benchmark import _splits, avg_gap, reference_models
+    from unlearnkit.experiment import GAP_METRICS
+    from unlearnkit.methods import make_method
+    from unlearnkit.metrics import evaluate, gap
+    from unlearnkit.outputs import collect
+    from unlearnkit.training import TrainConfig
+
+    recipe = TrainConfig.from_dict(dict(spec["train"]))
+    prepared: dict[int, tuple[Any, Any, dict[str, Any]]] = {}
+    for s in seeds:
+        original, reference = reference_models(dict(spec), s, cache_dir)[:2]
+        splits = holdout_roles(_splits(json.dumps(dict(spec), sort_keys=True), s), s)
+        prepared[s] = (original, splits, evaluate(collect(reference, splits), GAP_METRICS, seed=s))
+
+    def objective(params: dict[str, Any], report: Callable[[int, float], bool]) -> float:
+        gaps = []
+        for step, s in enumerate(seeds):
+            original, splits, ref_m = prepared[s]
+            outcome = make_method(method, **params).unlearn(original, splits, seed=s, recipe=recipe)
+            m = evaluate(collect(outcome.model, splits), GAP_METRICS, seed=s)
+            g = avg_gap({k: gap(m.get(k), ref_m.get(k)) for k in GAP_METRICS})
+            if g is None:
+                return math.nan
+            gaps.append(g)
+            if report(step, sum(gaps) / len(gaps)):
+                prune()
+        return sum(gaps) / len(gaps)
+
+    return objective

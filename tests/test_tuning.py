@@ -1,0 +1,109 @@
+"""The tuning facility: search spaces, an Optuna search with pruning, and unlearnkit tune on the holdout split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unlearnkit.benchconfig import load_config
+from unlearnkit.benchmark import read_records
+from unlearnkit.cli import main
+from unlearnkit.errors import ParameterError
+from unlearnkit.tuning import Param, default_space, holdout_roles, parse_space, search
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "benchmarks" / "tiny.toml"
+
+
+def test_parse_and_default_spaces():
+    space = parse_space({"lr": {"low": 1e-3, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 9},
+                         "z": {"choices": ["naive", "normalization"]}})  # fmt: skip
+    assert space["lr"] == Param("lr", "float", 1e-3, 0.1, True)
+    assert space["epochs"].kind == "int" and space["z"].choices == ("naive", "normalization")
+    with pytest.raises(ParameterError, match="'lr' entry of the search space must have numbers low < high"):
+        parse_space({"lr": {"low": 1.0, "high": 0.5}})
+    with pytest.raises(ParameterError, match="needs low > 0 for a log scale"):
+        parse_space({"lr": {"low": 0.0, "high": 0.5, "log": True}})
+    d = default_space("filtration")
+    assert d["z"].choices == ("naive", "normalization", "randomization", "zeroing")
+    assert d["samples_per_class"] == Param("samples_per_class", "int", 25, 400, False)
+    assert d["keep_outputs"].choices == (True, False)
+    nd = default_space("neggrad_plus")
+    assert 0 < nd["beta"].low < nd["beta"].high <= 1  # clipped to the setting's constraint
+
+
+def test_search_finds_the_minimum_prunes_and_keeps_history():
+    calls = []
+
+    def objective(params, report):
+        calls.append(params)
+        value = (params["x"] - 2.0) ** 2 + (0 if params["flag"] == "b" else 5)
+        for step in range(3):
+            if report(step, value + (3 - step)):
+                from unlearnkit.tuning import prune
+
+                prune()
+        return value
+
+    space = parse_space({"x": {"low": -5.0, "high": 5.0}, "flag": {"choices": ["a", "b"]}})
+    result = search(objective, space, trials=30, seed=0, fixed={"k": 1})
+    assert result.best_params["flag"] == "b" and abs(result.best_params["x"] - 2.0) < 1.0
+    assert result.best_params["k"] == 1 and all(c["k"] == 1 for c in calls)
+    assert len(result.history) == 30
+    states = {h["state"] for h in result.history}
+    assert "COMPLETE" in states and "PRUNED" in states  # the median pruner stopped some trials
+    again = search(objective, space, trials=30, seed=0, fixed={"k": 1})
+    assert again.best_params == result.best_params  # seeded
+
+
+def test_holdout_roles_never_use_the_test_split(tiny_splits):
+    tuned = holdout_roles(tiny_splits, seed=3)
+    holdout_rows = set(tiny_splits.holdout.indices.tolist())
+    assert set(tuned.test.indices.tolist()) <= holdout_rows and set(tuned.holdout.indices.tolist()) <= holdout_rows
+    assert not set(tuned.test.indices.tolist()) & set(tuned.holdout.indices.tolist())
+    assert tuned.test.x is tiny_splits.holdout.x  # rows of the training partition, not of the test partition
+    assert tuned.test.x is not tiny_splits.test.x
+
+
+@pytest.fixture()
+def tiny_splits(class_splits):
+    return class_splits
+
+
+def test_tune_writes_a_fragment_that_bench_uses(tmp_path, capsys):
+    out = tmp_path / "tune"
+    args = ["tune", str(TINY), "--method", "finetune", "--scenario", "random", "--trials", "4", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    best = (out / "best.toml").read_text()
+    assert "[methods.finetune]" in best and "epochs = 3" in best  # the file's own setting stays fixed
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["history"]) == 4 and history["tuning_seeds"] == [1000, 1001]
+    assert all(h["params"]["epochs"] == 3 for h in history["history"])
+    cfg = load_config(TINY, settings=[out / "best.toml"])
+    tuned = next(m for m in cfg.methods if m.name == "finetune").options
+    assert tuned == history["best_params"]
+    run = tmp_path / "run"
+    assert main(["bench", str(TINY), "--out", str(run), "--seeds", "0", "--settings", str(out / "best.toml"),
+                 "--no-progress"]) == 0  # fmt: skip
+    rows = [r for r in read_records(run) if r["method"] == "finetune"]
+    assert rows and all(r["params"]["lr"] == pytest.approx(history["best_params"]["lr"]) for r in rows)
+    assert main(args) == 2  # the output folder now holds a search: refused
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--method", "scrub"], "'--method' parameter must be a method of the file"),
+        (["--method", "finetune", "--tuning-seeds", "0,5"], "must not share seeds with the file's reported seeds"),
+        (["--method", "filtration", "--scenario", "random"], "cannot run on scenario 'random'"),
+        (["--method", "finetune", "--scenario", "mislabel"], "'--scenario' parameter must be one of the file's"),
+    ],
+)
+def test_tune_bad_input(tmp_path, capsys, extra, match):
+    assert main(["tune", str(TINY), "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
