@@ -213,3 +213,24 @@ def test_yaml_files_and_bad_suffix(tmp_path):
 def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "must be a folder written by unlearnkit bench" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["mnist_random10", "mnist_class", "fashion_random10", "fashion_class"])
+def test_shipped_configs_cover_every_registered_method(name):
+    from unlearnkit.methods import METHODS
+
+    cfg = load_config(ROOT / "benchmarks" / f"{name}.toml")
+    assert {m.name for m in cfg.methods} == set(METHODS.names()) - {"retrain"}
+    assert len(cfg.seeds) == 5
+    ran = {m.name for _, m in cfg.pairs()} | {s.method for s in cfg.skipped}
+    assert ran == set(METHODS.names()) - {"retrain"}  # each one either runs or is skipped with a reason
+
+
+def test_a_top_level_key_written_after_a_table_is_explained(tmp_path):
+    text = BASE.replace(
+        "[methods]\nfinetune = { epochs = 3 }\nneggrad_plus = {}\nfiltration = { samples_per_class = 20 }\n", ""
+    )
+    path = tmp_path / "late.toml"
+    path.write_text(text.replace("options = { fraction = 0.1 }", 'options = { fraction = 0.1 }\nmethods = "all"'))
+    with pytest.raises(BenchConfigError, match=r"key 'methods': missing at the top level \(found inside 'scenarios'\)"):
+        load_config(path)

@@ -31,7 +31,9 @@ error names the file, the key, what is wrong and how to fix it. Example::
     name = "local"
 
 ``methods = "all"`` takes every registered method (except ``retrain``, which is
-always run as the reference); pairs a scenario cannot serve are then skipped
+always run as the reference) — so a method registered later joins the shipped
+benchmarks without edits — with settings from an optional ``[settings]`` table
+(``[settings.finetune]`` ...); pairs a scenario cannot serve are then skipped
 with the reason in the table. A method listed by name that no scenario in the
 file can serve is an error.
 """
@@ -69,6 +71,7 @@ TOP_KEYS = {
     "train": False,
     "scenarios": True,
     "methods": True,
+    "settings": False,
     "metrics": False,
     "executor": False,
 }
@@ -232,17 +235,29 @@ def load_config(
         unknown = set(extra) - {"methods"}
         if unknown or not isinstance(extra.get("methods"), dict):
             raise BenchConfigError(f"{fragment}: a settings fragment holds only [methods.NAME] tables.")
-        if not isinstance(data.get("methods"), dict):
-            raise ck.fail("methods", "cannot take --settings when it is not a table", "list the methods by name")
         for name, values in extra["methods"].items():
-            if name not in data["methods"]:
-                raise BenchConfigError(f"{fragment}: method {name!r} is not in {path}'s [methods]; add it there first.")
-            data["methods"] = {**data["methods"], name: {**data["methods"][name], **values}}
+            if isinstance(data.get("methods"), dict):
+                if name not in data["methods"]:
+                    raise BenchConfigError(
+                        f"{fragment}: method {name!r} is not in {path}'s [methods]; add it there first."
+                    )
+                data["methods"] = {**data["methods"], name: {**data["methods"][name], **values}}
+            else:  # methods = "all": fragments update the [settings] table
+                current = dict(data.get("settings", {}))
+                current[name] = {**current.get(name, {}), **values}
+                data["settings"] = current
     for key in data:
         if key not in TOP_KEYS:
             raise ck.fail(key, "unknown key", f"use only {', '.join(TOP_KEYS)}")
     for key, required in TOP_KEYS.items():
         if required and key not in data:
+            nested = [t for t, v in data.items() if isinstance(v, dict) and key in v]
+            nested += [
+                t for t, v in data.items() if isinstance(v, list) and any(isinstance(i, dict) and key in i for i in v)
+            ]
+            if nested:  # TOML puts keys written after a [table] header inside that table
+                raise ck.fail(key, f"missing at the top level (found inside '{nested[0]}')",
+                              "move it above the first [table] header")  # fmt: skip
             raise ck.fail(key, "missing required key", f"add '{key}' (see docs/benchmarks.md)")
 
     name = ck.typed(data.get("name", path.stem), str, "name", "a string")
@@ -317,9 +332,13 @@ def load_config(
 
     methods = data["methods"]
     explicit = True
+    extra_settings = ck.typed(data.get("settings", {}), dict, "settings", "a table of method = { settings }")
+    for n, values in extra_settings.items():
+        ck.name(METHODS, n, f"settings.{n}")
+        ck.typed(values, dict, f"settings.{n}", "a table of settings")
     if methods == "all":
         explicit = False
-        method_entries = [Entry(n) for n in METHODS.names() if n != "retrain"]
+        method_entries = [Entry(n, dict(extra_settings.get(n, {}))) for n in METHODS.names() if n != "retrain"]
     else:
         ck.typed(methods, dict, "methods", 'a table of method = { settings } (or "all")')
         if not methods:
@@ -328,7 +347,7 @@ def load_config(
         for n, values in methods.items():
             ck.name(METHODS, n, f"methods.{n}")
             ck.typed(values, dict, f"methods.{n}", "a table of settings (use {} for the defaults)")
-            method_entries.append(Entry(n, dict(values)))
+            method_entries.append(Entry(n, {**dict(extra_settings.get(n, {})), **dict(values)}))
     skipped = []
     for m in method_entries:
         try:
