@@ -102,9 +102,9 @@ def test_html_report_in_headless_chromium(tiny_run):
         sizes = browser.execute_script(
             "return Array.from(document.querySelectorAll('svg, img')).map(e => {"
             "const r = e.getBoundingClientRect(); return [e.tagName, r.width, r.height,"
-            " e.tagName === 'IMG' ? e.naturalWidth : e.querySelectorAll('circle, rect').length]; })"
+            " e.tagName === 'IMG' ? e.naturalWidth : e.querySelectorAll('circle, rect, polyline').length]; })"
         )
-        assert len(sizes) == 4  # a scatter and a bar chart per scenario
+        assert len(sizes) == 6  # a scatter, a bar chart and the MIA ROC curves per scenario
         assert all(w > 100 and h > 100 and marks > 0 for _, w, h, marks in sizes)
         rows = browser.execute_script(
             "return Array.from(document.querySelectorAll('h2 + table')).map(t => [t.previousElementSibling.textContent,"

@@ -168,3 +168,16 @@ def test_mia_efficacy_counts_forget_samples_that_look_unseen():
     assert mia_efficacy(members, nonmembers, mixed) == pytest.approx(0.4)
     assert mia_efficacy(members, nonmembers, looks_unseen, max_per_side=20) == 1.0
     assert mia_efficacy(members, nonmembers.select(torch.zeros(400, dtype=torch.bool)), mixed) is None
+
+
+def test_loss_roc_on_hand_made_losses():
+    from unlearnkit.metrics import ROC_FPR_GRID, loss_roc
+
+    members = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    separated = loss_roc(members, torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert separated[0] == 1.0 and separated[1][0] == 1.0  # every member caught before any false positive
+    mixed = loss_roc(members, torch.tensor([0.15, 0.35, 5.0, 6.0]))
+    assert mixed[0] == pytest.approx(0.75)  # 12 of 16 member / non-member pairs ranked right
+    assert len(mixed[1]) == len(ROC_FPR_GRID) == 51 and mixed[1][-1] == 1.0
+    assert all(a <= b for a, b in zip(mixed[1], mixed[1][1:], strict=False))
+    assert loss_roc(members, torch.tensor([])) is None

@@ -244,6 +244,48 @@ def _mia_efficacy(c: Collected, seed: int) -> MetricValue:
     return mia_efficacy(c["retain"], test, c["forget"], seed=seed)
 
 
+ROC_FPR_GRID = tuple(float(x) for x in np.linspace(0.0, 1.0, 51))
+
+
+def loss_roc(member_losses: torch.Tensor, nonmember_losses: torch.Tensor) -> tuple[float, list[float]] | None:
+    """ROC of the loss-threshold attack (lower loss ⇒ "member"): its AUC and the TPR at each FPR of ``ROC_FPR_GRID``.
+
+    None when either side is empty. The attack is fitted on nothing, so the
+    curve is read directly from the per-sample scores.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    if member_losses.numel() == 0 or nonmember_losses.numel() == 0:
+        return None
+    scores = -np.clip(torch.cat([member_losses, nonmember_losses]).double().numpy(), 0.0, LOSS_CLIP)
+    target = np.concatenate([np.ones(member_losses.numel()), np.zeros(nonmember_losses.numel())])
+    fpr, tpr, _ = roc_curve(target, scores)
+    return float(roc_auc_score(target, scores)), [float(v) for v in np.interp(ROC_FPR_GRID, fpr, tpr)]
+
+
+@_register(
+    "mia_loss_auc",
+    "retrain",
+    "AUC of the loss-threshold attack: forget set vs never-seen samples of its classes (0.5 = chance)",
+    requires=("forget", "holdout", "test"),
+)
+def _mia_loss_auc(c: Collected, seed: int) -> MetricValue:
+    roc = loss_roc(c["forget"].losses, mia_nonmembers(c).losses)
+    return None if roc is None else roc[0]
+
+
+@_register(
+    "mia_loss_roc",
+    "retrain",
+    "ROC curve of the same attack: TPR at FPR = 0, 0.02, ..., 1 (list of 51 values; drawn by the report)",
+    scalar=False,
+    requires=("forget", "holdout", "test"),
+)
+def _mia_loss_roc(c: Collected, seed: int) -> MetricValue:
+    roc = loss_roc(c["forget"].losses, mia_nonmembers(c).losses)
+    return None if roc is None else list[float | None](roc[1])
+
+
 @_register(
     "forget_true_label_accuracy",
     "higher",

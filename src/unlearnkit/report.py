@@ -63,6 +63,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         first = rows[0]
         metric_names = sorted({k for r in ok for k, v in r.get("metrics", {}).items() if not isinstance(v, list)})
         per_class = [r["metrics"]["per_class_test_accuracy"] for r in ok if "per_class_test_accuracy" in r["metrics"]]
+        rocs = [r["metrics"]["mia_loss_roc"] for r in ok if r["metrics"].get("mia_loss_roc")]
         out.append({
             "cell": cell, "dataset": first["dataset"], "model": first["model"], "scenario": first["scenario"],
             "method": first["method"], "seeds": sorted(r["seed"] for r in ok),
@@ -74,6 +75,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "samples_seen": ok[0].get("samples_seen") if ok else None,
             "params": ok[0].get("params") if ok else None,
             "per_class_test_accuracy": _mean_lists(per_class),
+            "mia_loss_roc": _mean_lists(rocs),
             "original_facts": {k: _stats([r["original_facts"][k] for r in ok]) for k in ok[0]["original_facts"]}
             if ok and "original_facts" in ok[0] else None,
         })  # fmt: skip
@@ -316,6 +318,36 @@ def _bars_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
     return "".join(parts)
 
 
+def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
+    """One ROC curve per method (mean TPR over seeds on a fixed FPR grid), diagonal = chance."""
+    from unlearnkit.metrics import ROC_FPR_GRID
+
+    series = [(c["method"], c["mia_loss_roc"]) for c in cells if c.get("mia_loss_roc")]
+    w, h, pad = 360, 360, 44
+    if not series:
+        return _empty_svg(w, title)
+    span = w - 2 * pad
+    parts = [f'<svg width="{w}" height="{h + 20 * ((len(series) + 2) // 3)}" role="img" aria-label="{_esc(title)}" '
+             'xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
+             f'<rect x="{pad}" y="{pad}" width="{span}" height="{span}" fill="none" stroke="#333"/>',
+             f'<line x1="{pad}" y1="{pad + span}" x2="{pad + span}" y2="{pad}" stroke="#bbb" stroke-dasharray="4 3"/>',
+             f'<text x="{w / 2}" y="{h - 10}" text-anchor="middle" font-size="12">false-positive rate</text>',
+             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">'
+             "true-positive rate</text>"]  # fmt: skip
+    for si, (name, tpr) in enumerate(series):
+        color = "#000" if name == "retrain" else _PALETTE[si % len(_PALETTE)]
+        width = 3 if name == "retrain" else 1.5
+        pts = " ".join(f"{pad + f * span:.1f},{pad + span - (t or 0.0) * span:.1f}"
+                       for f, t in zip(ROC_FPR_GRID, tpr, strict=False))  # fmt: skip
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{width}">'
+                     f"<title>{_esc(name)}</title></polyline>")  # fmt: skip
+        x, y = pad + (si % 3) * 105, h + 4 + 20 * (si // 3)
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{x + 14}" y="{y + 9}" font-size="11">{_esc(name)}</text>')  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def html_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as one self-contained HTML page (inline CSS and SVG, no scripts)."""
     from unlearnkit.benchmark import read_records
@@ -349,10 +381,10 @@ def html_report(run_dir: str | Path) -> str:
                     "closer to retraining).</figcaption></figure>")  # fmt: skip
         body.append(f"<figure>{_bars_svg(cells, f'per-class test accuracy, {title}')}<figcaption>Test accuracy per "
                     "class (mean over seeds).</figcaption></figure>")  # fmt: skip
-        body.append(
-            '<p class="notes">MIA ROC curves: the registered attacks report accuracies, not per-sample scores, '
-            "so no ROC curve is drawn yet.</p>"
-        )
+        body.append(f"<figure>{_roc_svg(cells, f'MIA ROC, {title}')}<figcaption>ROC of the loss-threshold "
+                    "membership attack on the forget set vs never-seen samples of its classes (TPR averaged over "
+                    "seeds at each FPR); the closer a method's curve to retraining's, the better."
+                    "</figcaption></figure>")  # fmt: skip
     body.append("<h2>Environment and how to rerun</h2>")
     body.append(f"<p><code>unlearnkit bench {_esc(meta['config_file'])} --out RUN_DIR</code> then "
                 f"<code>unlearnkit report RUN_DIR</code>. Config hash <code>{_esc(meta['config_hash'])}</code>; "
