@@ -63,6 +63,8 @@ def test_tiny_bench_records_every_row(tiny_run):
 
 
 def test_markdown_report_has_original_rows_and_skips(tiny_run):
+    cells = json.loads((tiny_run / "summary.json").read_text())["cells"]
+    assert len(cells) == 9 and all(c["metrics"]["test_accuracy"]["ci"] is not None for c in cells)
     md = (tiny_run / "report.md").read_text()
     assert md.count("| original (no unlearning) |") == 2
     assert "filtration skipped: supports classes requests, not samples" in md

@@ -397,11 +397,14 @@ def html_report(run_dir: str | Path) -> str:
 
 
 def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> list[Path]:
-    """Write ``report.md`` and ``report.html`` (atomically) for a run folder; returns their paths."""
-    from unlearnkit.artifacts import write_text_atomic
+    """Write ``report.md``, ``report.html`` and ``summary.json`` (every metric's mean, std and 95% interval per
+    cell, for programs) atomically for a run folder; returns their paths."""
+    from unlearnkit.artifacts import write_json_atomic, write_text_atomic
+    from unlearnkit.benchmark import read_records
 
     folder = Path(out) if out is not None else Path(run_dir)
-    md, page = folder / "report.md", folder / "report.html"
+    md, page, js = folder / "report.md", folder / "report.html", folder / "summary.json"
     write_text_atomic(md, markdown_report(run_dir))
     write_text_atomic(page, html_report(run_dir))
-    return [md, page]
+    write_json_atomic(js, {"cells": summarize(read_records(run_dir))})
+    return [md, page, js]
