@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method setting, e.g. filtration.z=naive"
     )
-    p.add_argument("--models", type=int, default=20, help="models per population (paper: 100)")
+    p.add_argument("--models", type=int, default=100, help="models per population (default 100, as the paper)")
     p.add_argument("--classifiers", default="knn,random_forest,adaboost", help="advantage classifiers")
     p.add_argument("--features", default="logits", help="logits, probabilities, or both comma-separated")
     p.add_argument("--eval-per-class", type=int, default=None, help="test samples per class (default: all)")
