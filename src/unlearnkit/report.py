@@ -310,12 +310,20 @@ def _bars_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
             parts.append(f'<rect x="{x:.1f}" y="{h - pad - bh:.1f}" width="{bar_w:.1f}" height="{bh:.1f}" '
                          f'fill="{_PALETTE[si % len(_PALETTE)]}"><title>{_esc(name)} class {ci}: '
                          f"{100 * v:.1f}%</title></rect>")  # fmt: skip
-    for si, (name, _) in enumerate(series):
-        x, y = pad + (si % 4) * 120, h + 4 + 20 * (si // 4)
-        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{_PALETTE[si % len(_PALETTE)]}"/>'
-                     f'<text x="{x + 14}" y="{y + 9}" font-size="11">{_esc(name)}</text>')  # fmt: skip
+    parts.append(_legend([(name, _PALETTE[si % len(_PALETTE)]) for si, (name, _) in enumerate(series)], pad, h, 4))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend(entries: Sequence[tuple[str, str]], left: float, top: float, per_row: int) -> str:
+    """Colour swatches with labels, ``per_row`` to a row, starting at (left, top)."""
+    out = []
+    step = 360 / per_row if per_row == 3 else 120
+    for i, (name, color) in enumerate(entries):
+        x, y = left + (i % per_row) * step, top + 4 + 20 * (i // per_row)
+        out.append(f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{x + 14:.0f}" y="{y + 9}" font-size="11">{_esc(name)}</text>')  # fmt: skip
+    return "".join(out)
 
 
 def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
@@ -334,6 +342,7 @@ def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
              f'<text x="{w / 2}" y="{h - 10}" text-anchor="middle" font-size="12">false-positive rate</text>',
              f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">'
              "true-positive rate</text>"]  # fmt: skip
+    legend: list[tuple[str, str]] = []
     for si, (name, tpr) in enumerate(series):
         color = "#000" if name == "retrain" else _PALETTE[si % len(_PALETTE)]
         width = 3 if name == "retrain" else 1.5
@@ -341,9 +350,8 @@ def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
                        for f, t in zip(ROC_FPR_GRID, tpr, strict=False))  # fmt: skip
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{width}">'
                      f"<title>{_esc(name)}</title></polyline>")  # fmt: skip
-        x, y = pad + (si % 3) * 105, h + 4 + 20 * (si // 3)
-        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{x + 14}" y="{y + 9}" font-size="11">{_esc(name)}</text>')  # fmt: skip
+        legend.append((name, color))
+    parts.append(_legend(legend, pad, h, 3))
     parts.append("</svg>")
     return "".join(parts)
 
