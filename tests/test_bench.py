@@ -236,3 +236,14 @@ def test_a_top_level_key_written_after_a_table_is_explained(tmp_path):
     path.write_text(text.replace("options = { fraction = 0.1 }", 'options = { fraction = 0.1 }\nmethods = "all"'))
     with pytest.raises(BenchConfigError, match=r"key 'methods': missing at the top level \(found inside 'scenarios'\)"):
         load_config(path)
+
+
+def test_pareto_front_and_bootstrap_interval():
+    from unlearnkit.report import bootstrap_ci, pareto_front
+
+    # (seconds, gap): the second is dominated by the first; the third is slower but closer; the last ties nothing
+    assert pareto_front([(1.0, 5.0), (2.0, 6.0), (10.0, 1.0), (0.5, 9.0)]) == [0, 2, 3]
+    assert bootstrap_ci([1.0]) is None
+    lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert 1.0 <= lo < 3.0 < hi <= 5.0
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
