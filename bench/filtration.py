@@ -212,12 +212,16 @@ def inversion_figure(config: PopulationConfig, args: argparse.Namespace, out: Pa
 
 
 def speed(result: dict[str, Any]) -> str:
-    unl = result["variants"]["normalization"]["unlearn_seconds"]
     retrain = result["retrain_seconds"]
-    if not unl or not retrain:
+    parts = []
+    for label, key in (("ℓ = 100", "normalization"), ("ℓ = 10", "normalization, ℓ=10")):
+        unl = result["variants"].get(key, {}).get("unlearn_seconds")
+        if unl and retrain:
+            ratio = float(np.mean(retrain)) / float(np.mean(unl))
+            parts.append(f"{label}: {1000 * np.mean(unl):.1f} ms ({ratio:,.0f}x)")
+    if not parts:
         return "–"
-    ratio = float(np.mean(retrain)) / float(np.mean(unl))
-    return f"{1000 * np.mean(unl):.1f} ms vs {np.mean(retrain):.1f} s retraining ({ratio:,.0f}x)"
+    return f"{'; '.join(parts)} — vs {np.mean(retrain):.1f} s to retrain a model without the class (1 thread)"
 
 
 def acc_table(result: dict[str, Any], paper: dict[str, float] | None) -> str:
@@ -254,8 +258,13 @@ def main() -> None:
     ap.add_argument("--cache", default=".cache/populations")
     ap.add_argument("--out", default="docs/results/filtration.md")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the page from the existing JSON")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.render_only:
+        record = json.loads(out.with_suffix(".json").read_text())
+        write_text_atomic(out, render(record, argparse.Namespace(**record.get("args", vars(args)))))
+        return
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -295,6 +304,7 @@ def main() -> None:
                                           img / "filtration_inversion_fashion_mnist.png", log),
     }  # fmt: skip
     record["wall_seconds"] = time.perf_counter() - t0
+    record["args"] = {k: v for k, v in vars(args).items() if k != "render_only"}
     write_text_atomic(out.with_suffix(".json"), json.dumps(clean_json(record), indent=1) + "\n")
     write_text_atomic(out, render(record, args))
     log(f"wrote {out} and {out.with_suffix('.json')}")
@@ -335,7 +345,7 @@ def render(record: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "## MNIST, MLP with 50 hidden units (paper Tables 1, 7, 8)",
         "",
-        f"Cost of filtration (normalization, ℓ = 100, mean over models): {speed(m)}.",
+        f"Cost of filtration (normalization, mean over models): {speed(m)}.",
         "",
         adv_table([(k, v, PAPER_MNIST.get(("unlearned", k))) for k, v in m["variants"].items()], "unlearned"),
         "",
@@ -440,7 +450,77 @@ def findings(record: dict[str, Any]) -> list[str]:
             f"On probabilities (NN): naive {pn:.2f}, normalization {pz:.2f}."
         )
     out.append("")
+    out += discussion(record)
     return out
+
+
+def discussion(record: dict[str, Any]) -> list[str]:
+    """What reproduces, what does not, and why (numbers computed from the records)."""
+    cases = [record["mnist"], *record["fashion"].values()]
+    rem = [_adv(r["variants"]["naive"], "remaining", "knn")["advantage"] for r in cases]
+    ratios = [float(np.mean(r["retrain_seconds"])) / float(np.mean(r["variants"]["normalization"]["unlearn_seconds"]))
+              for r in cases]  # fmt: skip
+    mnist_acc = 100 * float(np.mean(record["mnist"]["not_seen"]["accuracy"]))
+    mnist_norm = _adv(record["mnist"]["variants"]["normalization"], "unlearned", "knn")["advantage"]
+    changes = [r["label_changes"][z] for r in cases for z in ("randomization", "zeroing")]
+    all_lo, all_hi = min(c["all"] for c in changes), max(c["all"] for c in changes)
+    unl_lo, unl_hi = min(c["unlearned"] for c in changes), max(c["unlearned"] for c in changes)
+    retrain_lo = min(float(np.mean(r["retrain_seconds"])) for r in cases)
+    retrain_hi = max(float(np.mean(r["retrain_seconds"])) for r in cases)
+    mv = record["mnist"]["variants"]
+    below = all(_adv(mv[z], "unlearned", "knn")["advantage"] < _adv(mv["naive"], "unlearned", "knn")["advantage"]
+                for z in ("randomization", "zeroing"))  # fmt: skip
+    separated = all(
+        _adv(r["variants"]["normalization"], "unlearned", c)["ci"][1]
+        < _adv(r["variants"]["naive"], "unlearned", c)["ci"][0]
+        for r in cases
+        for c in CLASSIFIERS
+    )
+    return [
+        "## What reproduces and what does not",
+        "",
+        f"- **Reproduces — the direction.** Normalization lowers the unlearned class's advantage below naive "
+        f"deletion's in every set-up and for every classifier ({'all' if separated else 'not all'} intervals "
+        "separated), and it is robust to the sample size ℓ (10, 100 and 1,000 per class give the same advantage "
+        "within the intervals), as the paper reports. Normalization changes no predicted label (0.0% in every "
+        "set-up), as in the paper's Table 6, and the card derives why this is exact: it moves all remaining logits "
+        "of a sample by the same amount.",
+        "- **Does not reproduce — the magnitudes.** Our advantages are much higher than the paper's, on the "
+        f"remaining classes too (naive, NN: {min(rem):.2f}–{max(rem):.2f} here vs 0.04–0.13 in the paper): our seen "
+        "and not-seen populations are told apart even where nothing was unlearned, so the raw-logit test separates "
+        "them on more than the forgotten class. A likely cause (not tested here) is our short training: 3 epochs "
+        f"for the MNIST MLPs (remaining-class accuracy {mnist_acc:.1f}% vs the paper's 97.1%) and 2 epochs on "
+        "20,000 images for the CNNs, so a model's logit scale still depends on how many classes it was trained on. "
+        f"Normalization's advantage therefore stays well above the paper's (MNIST NN {mnist_norm:.2f} vs 0.33), "
+        "and on MNIST it raises the remaining classes' advantage instead of leaving it unchanged.",
+        "- **Randomization and zeroing** stay close to naive on the unlearned class and are worse on the remaining "
+        "classes, as in the paper"
+        + (
+            "; on MNIST they are slightly *below* naive on the unlearned class where the paper has them above"
+            if below
+            else ""
+        )
+        + f". They change {all_lo:.0f}–{all_hi:.0f}% of all labels and {unl_lo:.0f}–{unl_hi:.0f}% of the unlearned "
+        "class's (paper: 18–20% and 45–49%) and cost accuracy.",
+        "- **Logits versus probabilities (not in the paper).** Because normalization only shifts all remaining "
+        "logits of a sample together, its softmax outputs are exactly naive deletion's: to an observer of "
+        "probabilities the two are the same model (identical advantages in every set-up above), and the "
+        "unlearned-class advantage on probabilities is far lower than on logits for both. The improvement "
+        "normalization buys is visible only to someone who reads raw logits.",
+        f"- **Cost.** Filtration is {min(ratios):.0f}–{max(ratios):.0f}x cheaper than retraining here, not the "
+        f"thousands of times the issue expected: retraining these small models on our short recipes takes "
+        f"{retrain_lo:.1f}–{retrain_hi:.0f} s, "
+        "and filtration's time is dominated by the ℓ·k forward passes (1,000 at ℓ = 100) and copying the model, "
+        "not by the k × k solve. The ratio grows linearly with the training budget of the model being unlearned "
+        "(a model trained for hours is filtered in the same fraction of a second), and ℓ = 10 cuts filtration's "
+        "own cost further.",
+        "- **Model inversion does not reproduce the paper's figure.** In our reconstructions, naive deletion and "
+        "normalization give nearly the same image for every class, the unlearned one included. With raw-logit "
+        "objectives the two models differ only by the per-sample shift above, which changes the attack's "
+        "objective by a term the optimiser barely follows; the paper's toy face model (sigmoid MLP, AT&T faces, "
+        "its own inversion settings) is not available here to compare.",
+        "",
+    ]
 
 
 if __name__ == "__main__":
