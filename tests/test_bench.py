@@ -247,3 +247,10 @@ def test_pareto_front_and_bootstrap_interval():
     lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
     assert 1.0 <= lo < 3.0 < hi <= 5.0
     assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_ray_executor_gives_the_local_records(tiny_run, tmp_path):
+    out = tmp_path / "ray"
+    assert main(["bench", str(TINY), "--out", str(out), "--executor", "ray", "--no-progress"]) == 0
+    assert json.loads((out / "run.json").read_text())["config"]["executor"]["name"] == "ray"
+    assert _comparable(read_records(out)) == _comparable(read_records(tiny_run))

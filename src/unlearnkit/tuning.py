@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from unlearnkit.errors import ParameterError
+from unlearnkit.errors import ParameterError, UnlearnkitError
 from unlearnkit.optional import optional_import
 from unlearnkit.validation import Boolean, Interval, NoneOr, Options
 
@@ -172,7 +172,8 @@ def search(
             raise optuna.TrialPruned()
         return float(value)
 
-    study.optimize(run, n_trials=trials, show_progress_bar=progress, catch=(ParameterError,))
+    # a trial whose settings make the method fail (diverge, ill-conditioned...) is recorded as FAIL, not fatal
+    study.optimize(run, n_trials=trials, show_progress_bar=progress, catch=(UnlearnkitError,))
     history = [
         {
             "number": t.number,
