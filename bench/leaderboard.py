@@ -44,9 +44,14 @@ def bar_check(summary: list[dict[str, Any]]) -> list[str]:
             close = min(cands, key=lambda c: c["avg_gap"]["mean"])
             fast = [c for c in cands if (c["speedup"]["mean"] or 0) >= SPEED_BAR]
             best_fast = min(fast, key=lambda c: c["avg_gap"]["mean"]) if fast else None
-            text = (f"**not met**: the closest method, `{close['method']}`, is {close['avg_gap']['mean']:.2f} points "
-                    f"from retraining ({close['avg_gap']['mean'] - GAP_BAR:.2f} over the bar) at "
-                    f"{close['speedup']['mean']:.1f}x")  # fmt: skip
+            gap = close["avg_gap"]["mean"]
+            if gap <= GAP_BAR:
+                text = (f"**not met**: `{close['method']}` is within the gap bar ({gap:.2f} points) but only "
+                        f"{close['speedup']['mean']:.1f}x faster than retraining "
+                        f"(the bar asks {SPEED_BAR:.0f}x)")  # fmt: skip
+            else:
+                text = (f"**not met**: the closest method, `{close['method']}`, is {gap:.2f} points from retraining "
+                        f"({gap - GAP_BAR:.2f} over the bar) at {close['speedup']['mean']:.1f}x")  # fmt: skip
             if best_fast is not None and best_fast is not close:
                 text += (f"; the closest method at ≥{SPEED_BAR:.0f}x, `{best_fast['method']}`, is "
                          f"{best_fast['avg_gap']['mean']:.2f} points away")  # fmt: skip
@@ -101,7 +106,9 @@ def main() -> None:
             continue
         summary = summarize(read_records(folder))
         check = "; ".join(bar_check(summary))
-        lines.append(f"| `{name}` | {walls.get(name, float('nan')) / 60:.0f} min | {check} |")
+        wall = walls.get(name, float("nan"))
+        when = f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.0f} min"
+        lines.append(f"| `{name}` | {when} | {check} |")
         body = markdown_report(folder).split("\n", 1)[1]  # drop its own title
         sections += [f"## `{name}`", body.replace("\n## ", "\n### "), ""]
     write_text_atomic(Path(args.out), "\n".join([*lines, "", *sections]))
