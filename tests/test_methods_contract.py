@@ -19,9 +19,17 @@ FAST_SETTINGS: dict[str, dict] = {
     "finetune": {"epochs": 1},
     "neggrad": {"epochs": 2},
     "neggrad_plus": {"epochs": 1},
+    "forsaken": {"iterations": 2, "lbfgs_steps": 2, "penalty_set_size": 10},
 }
 ALL = METHODS.names()
 BAD = "definitely-invalid"
+
+
+@pytest.fixture()
+def supported_splits(request, class_splits, sample_splits):
+    """Class splits, or sample splits for a method that forgets samples only."""
+    name = request.node.callspec.params["name"]
+    return class_splits if "classes" in METHODS.get(name).supports else sample_splits
 
 
 def _run(name, model, splits, seed=0, **extra):
@@ -58,9 +66,9 @@ def test_input_untouched_new_model_returned(name, splits_name, trained_mlp, requ
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_deterministic_for_a_seed(name, trained_mlp, class_splits):
-    a = _run(name, trained_mlp, class_splits, seed=3)
-    b = _run(name, trained_mlp, class_splits, seed=3)
+def test_deterministic_for_a_seed(name, trained_mlp, supported_splits):
+    a = _run(name, trained_mlp, supported_splits, seed=3)
+    b = _run(name, trained_mlp, supported_splits, seed=3)
     assert model_hash(a.model) == model_hash(b.model)
     assert a.steps == b.steps and a.samples_seen == b.samples_seen
 
@@ -84,7 +92,7 @@ class _Flaky(nn.Module):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_modes_and_hooks_restored_after_failure(name, trained_mlp, class_splits):
+def test_modes_and_hooks_restored_after_failure(name, trained_mlp, supported_splits):
     # Fail mid-way (at the second forward pass); a method with a single forward
     # pass (closed-form ones) is failed at its first.
     for fail_at in (2, 1):
@@ -95,7 +103,7 @@ def test_modes_and_hooks_restored_after_failure(name, trained_mlp, class_splits)
         before = model_hash(model)
         _Flaky.calls = 0
         try:
-            _run(name, model, class_splits)
+            _run(name, model, supported_splits)
         except RuntimeError as exc:
             assert "injected failure" in str(exc)
             assert [m.training for m in model.modules()] == modes
@@ -108,7 +116,7 @@ def test_modes_and_hooks_restored_after_failure(name, trained_mlp, class_splits)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_bad_parameters_rejected_with_template(name, trained_mlp, class_splits):
+def test_bad_parameters_rejected_with_template(name, trained_mlp, supported_splits):
     cls = METHODS.get(name)
     for param in cls.parameter_constraints:
         with pytest.raises(ParameterError) as err:
@@ -118,18 +126,18 @@ def test_bad_parameters_rejected_with_template(name, trained_mlp, class_splits):
         with pytest.raises(ParameterError):  # the verb validates too (settings changed after construction)
             m = cls()
             m.params[param] = BAD
-            m.unlearn(trained_mlp, class_splits, recipe=RECIPE)
+            m.unlearn(trained_mlp, supported_splits, recipe=RECIPE)
     with pytest.raises(ParameterError, match="unexpected parameter 'no_such_setting'"):
         cls(no_such_setting=1)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_identity_setting_or_declared_exemption(name, trained_mlp, class_splits):
+def test_identity_setting_or_declared_exemption(name, trained_mlp, supported_splits):
     cls = METHODS.get(name)
     if cls.identity_params is None:
         assert isinstance(cls.identity_exempt, str) and len(cls.identity_exempt) > 10
         return
-    out = cls(**cls.identity_params).unlearn(trained_mlp, class_splits, seed=0, recipe=RECIPE)
+    out = cls(**cls.identity_params).unlearn(trained_mlp, supported_splits, seed=0, recipe=RECIPE)
     for (k, a), (_, b) in zip(out.model.state_dict().items(), trained_mlp.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert out.steps == 0

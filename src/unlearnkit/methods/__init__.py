@@ -3,6 +3,7 @@
 from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
+from unlearnkit.methods.forsaken import Forsaken
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.retrain import Retrain
 from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
@@ -19,6 +20,7 @@ METHODS.register("scrub_attention", AttentionSCRUB)
 METHODS.register("scrub_similarity", SimilaritySCRUB)
 METHODS.register("two_stage", TwoStage)
 METHODS.register("filtration", LinearFiltration)
+METHODS.register("forsaken", Forsaken)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -36,6 +38,7 @@ __all__ = [
     "AttentionSCRUB",
     "Context",
     "Finetune",
+    "Forsaken",
     "LinearFiltration",
     "NegGrad",
     "NegGradPlus",

@@ -1,0 +1,180 @@
+"""``forsaken``: learn a mask gradient that makes the forget set look like non-members (003).
+
+003 (Forsaken), §IV. A *mask-gradient generator* proposes a perturbation μ_t
+of the trainable parameters; the model steps ``θ_t = θ_{t−1} − ξ·μ_t``. The
+generator is optimised (L-BFGS, as in the paper) to minimise
+
+    L(μ) = KL(P[y_i] ‖ softmax f_{θ−ξμ}(x_i)) averaged over the forget set  +  λ·mean(ω ⊙ |μ|)
+
+where ``P[c]`` is the mean posterior of *non-member* samples that the original
+model predicts as class ``c`` (what the model outputs on data it never saw), and
+each forget sample is pulled toward ``P[its training label]``. The KL runs from
+the target P to the model's posterior (cross-entropy to soft targets, minus
+the targets' entropy). ``ω`` (eq. 6) weighs each parameter by the mean absolute
+gradient of the cross-entropy over a small retained set D_0
+(``penalty_set_size`` samples), normalised to mean 1, and the penalty is a mean
+over parameters (the paper writes a sum), so λ does not depend on the model's size;
+``weighted_penalty=False`` uses ω = 1 (eq. 5).
+
+The paper leaves the generator's form open. Here the generator is the mask
+itself — one free tensor per trainable parameter, re-initialised at zero each
+iteration — so one iteration costs ``lbfgs_steps`` forward/backward passes over
+the forget set and nothing that grows with the training set (003's point:
+O(t·n₀), not O(K·N)). Non-member samples come from an extra view named
+``"reference"`` when the caller supplies one (out-of-distribution data for OOD
+unlearning, clean samples for poisoning), otherwise from the holdout split.
+
+:func:`federated_update` is 003's Algorithm 2 (MacForget): the client update
+that a server running plain SGD turns into ``θ − μ``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from unlearnkit.errors import DivergenceError
+from unlearnkit.methods.base import Context, Unlearner
+from unlearnkit.outputs import outputs_of
+from unlearnkit.validation import Boolean, Constraint, Interval
+
+
+def class_posteriors(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """P: row c = mean softmax of the samples predicted as class c (uniform where none is)."""
+    probs = torch.nan_to_num(logits.double(), neginf=-1e9).softmax(-1)
+    pred = probs.argmax(1)
+    p = torch.full((num_classes, probs.shape[1]), 1.0 / probs.shape[1], dtype=torch.float64)
+    for c in range(num_classes):
+        rows = probs[pred == c]
+        if rows.shape[0]:
+            p[c] = rows.mean(0)
+    return p
+
+
+def federated_update(mu: dict[str, torch.Tensor], client_batch_size: int, server_lr: float) -> dict[str, torch.Tensor]:
+    """MacForget (003 Alg. 2): the client update μ' = n₀·μ/η.
+
+    A server that averages client gradients over the batch (÷ n₀) and takes a plain
+    SGD step of size η moves θ by η·μ'/n₀ = μ, i.e. applies the Forsaken perturbation.
+    """
+    return {k: v * (client_batch_size / server_lr) for k, v in mu.items()}
+
+
+class Forsaken(Unlearner):
+    """Forget samples by L-BFGS-optimised mask gradients toward non-member posteriors.
+
+    Tags: needs forget, holdout (or an extra view ``reference``) and a small
+    retain subset D_0; supports sample requests (for a whole class, non-members
+    predicted as that class look like that class, so there is nothing to pull
+    toward); identity at ``iterations=0``.
+
+    Example:
+        >>> Forsaken(iterations=5, lam=0.01).get_params()["xi"]
+        1.0
+    """
+
+    name: ClassVar[str] = "forsaken"
+    needs: ClassVar[frozenset[str]] = frozenset({"forget", "holdout", "retain_subset"})
+    supports: ClassVar[frozenset[str]] = frozenset({"samples"})
+    defaults: ClassVar[dict[str, Any]] = {
+        "iterations": 10,
+        "xi": 1.0,
+        "lam": 0.01,
+        "penalty_set_size": 100,
+        "weighted_penalty": True,
+        "lbfgs_steps": 5,
+        "lbfgs_lr": 0.5,
+    }
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "iterations": Interval(int, 0, None),
+        "xi": Interval(float, 0, None, closed="neither"),
+        "lam": Interval(float, 0, None),
+        "penalty_set_size": Interval(int, 1, None),
+        "weighted_penalty": Boolean(),
+        "lbfgs_steps": Interval(int, 1, None),
+        "lbfgs_lr": Interval(float, 0, None, closed="neither"),
+    }
+    identity_params: ClassVar[dict[str, Any] | None] = {"iterations": 0}
+
+    def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
+        splits = ctx.splits
+        if self.iterations == 0:
+            return model
+        reference = splits.extras.get("reference", splits.holdout)
+        ref_out = outputs_of(model, reference, device=ctx.device)
+        ctx.count("extra" if "reference" in splits.extras else "holdout", len(reference))
+        p = class_posteriors(ref_out.logits, splits.num_classes).float().to(ctx.device)
+        xf, yf = (t.to(ctx.device) for t in splits.forget.tensors())
+        target = p[yf]
+        params = {n: q for n, q in model.named_parameters() if q.requires_grad}
+        omega = self._omega(model, params, ctx)
+        history = []
+        model.eval()  # posteriors as the deployed model computes them
+        for _ in range(self.iterations):
+            mu = {n: torch.zeros_like(q, requires_grad=True) for n, q in params.items()}
+            base = {n: q.detach() for n, q in params.items()}
+            value = self._lbfgs(model, base, mu, omega, xf, target)
+            ctx.count("forget", len(splits.forget) * self.lbfgs_steps)
+            ctx.steps += 1
+            if not torch.isfinite(torch.tensor(value)):
+                raise DivergenceError("forsaken diverged (non-finite loss); lower 'xi' or 'lbfgs_lr', or raise 'lam'.")
+            history.append(value)
+            with torch.no_grad():
+                for n, q in params.items():
+                    q.sub_(self.xi * mu[n].detach())
+        ctx.diagnostics.update(loss_history=history, penalty_set_size=self.penalty_set_size,
+                               weighted_penalty=self.weighted_penalty)  # fmt: skip
+        return model
+
+    def _lbfgs(
+        self,
+        model: nn.Module,
+        base: dict[str, torch.Tensor],
+        mu: dict[str, torch.Tensor],
+        omega: dict[str, torch.Tensor],
+        xf: torch.Tensor,
+        target: torch.Tensor,
+    ) -> float:
+        """Optimise the mask μ in place; returns the final loss."""
+        opt = torch.optim.LBFGS(list(mu.values()), lr=self.lbfgs_lr, max_iter=self.lbfgs_steps,
+                                line_search_fn="strong_wolfe")  # fmt: skip
+        n_params = sum(v.numel() for v in mu.values())
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            shifted = {n: base[n] - self.xi * mu[n] for n in base}
+            logp = F.log_softmax(functional_call(model, shifted, (xf,)), dim=1)
+            kl = F.kl_div(logp, target, reduction="batchmean")
+            # the L1 penalty is averaged over parameters, so λ does not scale with the model's size
+            penalty = torch.stack([(omega[n] * mu[n].abs()).sum() for n in mu]).sum() / n_params
+            loss: torch.Tensor = kl + self.lam * penalty
+            loss.backward()
+            return loss
+
+        return float(opt.step(closure).detach())
+
+    def _omega(self, model: nn.Module, params: dict[str, nn.Parameter], ctx: Context) -> dict[str, torch.Tensor]:
+        """ω (eq. 6): mean |∂CE/∂θ| over D_0, normalised to mean 1 (all ones when the penalty is unweighted)."""
+        if not self.weighted_penalty:
+            return {n: torch.ones_like(q) for n, q in params.items()}
+        retain = ctx.splits.retain
+        pick = torch.randperm(len(retain), generator=ctx.generator)[: self.penalty_set_size]
+        x0, y0 = (t.to(ctx.device) for t in retain.subset(pick).tensors())
+        ctx.count("retain", int(pick.numel()))
+        acc = {n: torch.zeros_like(q) for n, q in params.items()}
+        model.eval()
+        for i in range(x0.shape[0]):  # per-sample |gradient|, as eq. 6 averages absolute values
+            model.zero_grad()
+            F.cross_entropy(model(x0[i : i + 1]), y0[i : i + 1]).backward()
+            for n, q in params.items():
+                if q.grad is not None:
+                    acc[n] += q.grad.abs()
+        model.zero_grad()
+        total = sum(a.sum() for a in acc.values())
+        count = sum(a.numel() for a in acc.values())
+        mean = float(total) / max(count, 1) if float(total) > 0 else 1.0
+        return {n: (a / x0.shape[0]) / (mean / x0.shape[0]) for n, a in acc.items()}
