@@ -287,6 +287,18 @@ def _mia_loss_roc(c: Collected, seed: int) -> MetricValue:
 
 
 @_register(
+    "poisoned_class_test_recall",
+    "higher",
+    "poison scenario: recall of the class whose labels were flipped (share of its test samples predicted as it)",
+    requires=("test",),
+    requires_info=("poisoned_class",),
+)
+def _poisoned_class_test_recall(c: Collected, seed: int) -> MetricValue:
+    cls = int(c.info["poisoned_class"])
+    return accuracy(c["test"].of_classes([cls]))
+
+
+@_register(
     "forget_true_label_accuracy",
     "higher",
     "accuracy on the forget set with its true labels (mislabel scenario: the labels before corruption)",
