@@ -53,6 +53,14 @@ def test_tiny_bench_records_every_row(tiny_run):
         assert ref["avg_gap"] == 0.0
         orig = by[(scen, "original", 0)]
         assert orig["original_facts"]["train_accuracy"] > 0.99
+    # 003's rates, loss-threshold oracle: doing nothing forgets nothing; retraining and filtration forget the class
+    for key in [("class", "original", 0), ("random", "original", 0)]:
+        f = by[key]["forgetting"]
+        assert f["fr"] == 0.0 and f["cfr"] == 0.0
+        assert f["BT"] + f["BF"] == f["n_forget"] == by[key]["original_facts"]["n_forget"]
+    assert by[("class", "retrain", 0)]["forgetting"]["fr"] == 1.0
+    assert by[("class", "filtration", 0)]["forgetting"]["fr"] == 1.0  # measured: BT 34, BF 4, AF 38
+    assert by[("class", "finetune", 0)]["forgetting"]["fr"] < 0.5
     # filtration forgets the class: forget accuracy 0 (the retrained model's too), class gap small
     assert by[("class", "filtration", 0)]["metrics"]["forget_accuracy"] == 0.0
     assert by[("class", "filtration", 0)]["avg_gap"] < 5.0 < by[("class", "original", 0)]["avg_gap"]

@@ -177,6 +177,39 @@ def reference_models(
     return original, reference, orig_s, ref_s, orig_cached, ref_cached
 
 
+ORACLE_SAMPLES = 2000
+
+
+def _oracle_views(splits: Splits, seed: int) -> tuple[Any, Any]:
+    """Seeded subsets (at most ORACLE_SAMPLES each) of the retain set and the holdout split."""
+    g = torch.Generator().manual_seed(int(seed) + 2_147_483)
+    r = torch.randperm(len(splits.retain), generator=g)[:ORACLE_SAMPLES].sort().values
+    h = torch.randperm(len(splits.holdout), generator=g)[:ORACLE_SAMPLES].sort().values
+    return splits.retain.subset(r, "oracle_retain"), splits.holdout.subset(h, "oracle_holdout")
+
+
+def forgetting_rates(original: torch.nn.Module, model: torch.nn.Module, splits: Splits, seed: int) -> dict[str, Any]:
+    """003's FR on the forget set and CFR on retained training samples, with a loss-threshold oracle.
+
+    The oracle is fitted once per original model (its retain samples vs holdout
+    samples, at most 2,000 of each) and applied to the original ("before") and to
+    ``model`` ("after"); counts are reported with the rates.
+    """
+    from unlearnkit.attacks import catastrophic_forgetting_rate, forgetting_rate, make_attack
+    from unlearnkit.outputs import outputs_of
+
+    retain, holdout = _oracle_views(splits, seed)
+    oracle = make_attack("threshold_loss").fit(outputs_of(original, retain), outputs_of(original, holdout))
+    fr = forgetting_rate(
+        oracle.predict(outputs_of(original, splits.forget)), oracle.predict(outputs_of(model, splits.forget))
+    )
+    cfr = catastrophic_forgetting_rate(
+        oracle.predict(outputs_of(original, retain)), oracle.predict(outputs_of(model, retain))
+    )
+    n_forget, n_train = fr.pop("n"), cfr.pop("n")
+    return {"oracle": "threshold_loss", **fr, **cfr, "n_forget": n_forget, "n_train": n_train}
+
+
 def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str, Any]:
     """Task: the original and the retrained reference of one unit (cached), evaluated."""
     splits = _splits(json.dumps(spec, sort_keys=True), seed)
@@ -200,6 +233,8 @@ def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str,
         rows[which] = {"metrics": m, "gap": g, "avg_gap": avg_gap(g), "seconds": secs, "cached_model": cached,
                        "speedup": (ref_s / secs) if which == "retrain" and secs else None}  # fmt: skip
     rows["original"]["original_facts"] = facts
+    rows["original"]["forgetting"] = forgetting_rates(original, original, splits, seed)
+    rows["retrain"]["forgetting"] = forgetting_rates(original, reference, splits, seed)
     write_json_atomic(_model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json"),
                       clean_json({"metrics": ref_m, "seconds": ref_s}))  # fmt: skip
     return {"rows": rows}
@@ -230,6 +265,7 @@ def method_cell(
         "samples_seen": outcome.samples_seen,
         "params": outcome.params,
         "diagnostics": summarize_diagnostics(outcome.diagnostics),
+        "forgetting": forgetting_rates(original, outcome.model, splits, seed),
     }
 
 

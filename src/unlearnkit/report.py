@@ -72,6 +72,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "avg_gap": _stats([r.get("avg_gap") for r in ok]),
             "seconds": _stats([r.get("seconds") for r in ok]),
             "speedup": _stats([r.get("speedup") for r in ok]),
+            "forgetting_rate": _stats([(r.get("forgetting") or {}).get("fr") for r in ok]),
+            "catastrophic_forgetting_rate": _stats([(r.get("forgetting") or {}).get("cfr") for r in ok]),
             "samples_seen": ok[0].get("samples_seen") if ok else None,
             "params": ok[0].get("params") if ok else None,
             "per_class_test_accuracy": _mean_lists(per_class),
@@ -120,7 +122,7 @@ def leaderboard(
     for (dataset, model, scenario), cells in groups.items():
         header = ["method", "Avg. Gap ↓ (pts) [95% CI]"]
         header += [f"{m} {ARROWS[METRICS.get(m).direction]} (%)" for m in TABLE_METRICS if m in METRICS]
-        header += ["seconds", "speed-up ↑", "data touched", "seeds"]
+        header += ["FR ↑ (%)", "CFR ↓ (%)", "seconds", "speed-up ↑", "data touched", "seeds"]
 
         def key(c: dict[str, Any]) -> tuple[int, float]:
             order = {"retrain": 0, "original": 2}.get(c["method"], 1)
@@ -138,6 +140,8 @@ def leaderboard(
                 c["method"] + (" (no unlearning)" if c["method"] == "original" else ""),
                 _fmt(c["avg_gap"], scale=1.0, digits=2, ci=True),
                 *(_fmt(c["metrics"].get(m, {})) for m in TABLE_METRICS if m in METRICS),
+                _fmt(c["forgetting_rate"]),
+                _fmt(c["catastrophic_forgetting_rate"]),
                 _fmt(c["seconds"], scale=1.0, digits=2),
                 "–" if c["method"] == "original" else _fmt(c["speedup"], scale=1.0, digits=1),
                 _touched(c["samples_seen"]),
@@ -179,7 +183,10 @@ def markdown_report(run_dir: str | Path) -> str:
         "",
         "Avg. Gap = mean |method − retrain| over forget, retain and test accuracy and MIA accuracy, in points "
         "(lower is better; mean ± std over seeds, 95% bootstrap interval). ↑ higher is better, ↓ lower, "
-        "≈R closest to the retrained model. Speed-up = retraining seconds / method seconds (same seed).",
+        "≈R closest to the retrained model. Speed-up = retraining seconds / method seconds (same seed). "
+        "FR / CFR: 003's forgetting rate on the forget set and catastrophic forgetting rate on retained samples, "
+        "with a loss-threshold membership oracle fitted on the original (retain vs holdout samples); "
+        "– where undefined (no forget sample looked like a member before unlearning).",
         "",
     ]
     for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", [])):
