@@ -101,6 +101,7 @@ def test_tune_writes_a_fragment_that_bench_uses(tmp_path, capsys):
         (["--method", "finetune", "--tuning-seeds", "0,5"], "must not share seeds with the file's reported seeds"),
         (["--method", "filtration", "--scenario", "random"], "cannot run on scenario 'random'"),
         (["--method", "finetune", "--scenario", "mislabel"], "'--scenario' parameter must be one of the file's"),
+        (["--method", "finetune", "--trials", "0"], "'--trials' parameter of tune must be an int in [1, inf); got 0"),
     ],
 )
 def test_tune_bad_input(tmp_path, capsys, extra, match):

@@ -64,14 +64,14 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
@@ -79,6 +79,18 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    write_bytes_atomic(path, text.encode())
+
+
+def save_tensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Write named tensors as one safetensors file, atomically (CPU, contiguous copies)."""
+    from safetensors.torch import save
+
+    write_bytes_atomic(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:

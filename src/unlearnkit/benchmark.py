@@ -29,20 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from unlearnkit.artifacts import clean_json, write_json_atomic
+from unlearnkit.artifacts import clean_json, save_tensors_atomic, write_json_atomic
 from unlearnkit.benchconfig import BenchConfig, Entry
-from unlearnkit.data.datasets import Dataset, load_dataset
+from unlearnkit.data.datasets import cached_dataset
 from unlearnkit.data.splits import Splits, split_dataset
 from unlearnkit.env import environment
 from unlearnkit.errors import OutputExistsError
 from unlearnkit.executor import Task, TaskResult, make_executor
-from unlearnkit.experiment import GAP_METRICS, summarize_diagnostics
+from unlearnkit.experiment import GAP_METRICS, original_facts, summarize_diagnostics
 from unlearnkit.methods import Retrain, make_method
-from unlearnkit.metrics import accuracy, evaluate, gap
+from unlearnkit.metrics import evaluate, gap
 from unlearnkit.models import build_model
-from unlearnkit.outputs import Outputs, collect
+from unlearnkit.outputs import collect
 from unlearnkit.scenarios import make_scenario
 from unlearnkit.training import TrainConfig, fit
 
@@ -76,29 +77,24 @@ def cell_id(spec: Mapping[str, Any], method: str, settings: Mapping[str, Any] | 
     return "/".join(parts) + (f"#{suffix}" if suffix else "")
 
 
-@functools.lru_cache(maxsize=4)
-def _dataset(name: str, data_dir: str | None) -> Dataset:
-    return load_dataset(name, data_dir=data_dir)
-
-
 @functools.lru_cache(maxsize=8)
 def _splits(spec_json: str, seed: int) -> Splits:
     spec = json.loads(spec_json)
-    ds = _dataset(spec["dataset"], spec["data_dir"])
+    ds = cached_dataset(spec["dataset"], spec["data_dir"])
     split = split_dataset(ds, seed=seed, holdout_fraction=spec["holdout_fraction"], train_size=spec["train_size"])
     scenario = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"])
     return scenario.prepare(split, seed=seed)
 
 
 def _model_key(spec: Mapping[str, Any], seed: int, which: str) -> str:
-    ds = _dataset(spec["dataset"], spec["data_dir"])
+    ds = cached_dataset(spec["dataset"], spec["data_dir"])
     splits = _splits(json.dumps(spec, sort_keys=True), seed)
     ident = {k: spec[k] for k in ("holdout_fraction", "train_size", "model", "scenario", "train")}
     return _digest({"dataset": ds.content_hash, **ident, "forget": splits.request_hash(), "seed": seed, "which": which})
 
 
 def _build(spec: Mapping[str, Any], seed: int) -> torch.nn.Module:
-    ds = _dataset(spec["dataset"], spec["data_dir"])
+    ds = cached_dataset(spec["dataset"], spec["data_dir"])
     return build_model(spec["model"]["name"], ds.input_shape, ds.num_classes, seed=seed, **spec["model"]["options"])
 
 
@@ -123,18 +119,13 @@ def _cached_model(
     cache_dir: str, spec: Mapping[str, Any], seed: int, which: str, make: Callable[[], tuple[torch.nn.Module, float]]
 ) -> tuple[torch.nn.Module, float, bool]:
     """Load ``which`` (original / retrain) from the cache, or make and store it. Returns (model, seconds, cached)."""
-    from safetensors.torch import save_file
-
     loaded = _load_model(cache_dir, spec, seed, which)
     if loaded is not None:
         return loaded[0], loaded[1], True
     model, seconds = make()
     path = _model_path(cache_dir, spec, seed, which)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json_atomic(path.with_suffix(".json"), {"which": which, "seed": seed, "seconds": seconds, "spec": dict(spec)})
-    os.replace(tmp, path)  # the weights last: a model counts as cached only once both files exist
+    save_tensors_atomic(path, dict(model.state_dict()))  # the weights last: cached only once both files exist
     return model.eval(), seconds, False
 
 
@@ -188,24 +179,37 @@ def _oracle_views(splits: Splits, seed: int) -> tuple[Any, Any]:
     return splits.retain.subset(r, "oracle_retain"), splits.holdout.subset(h, "oracle_holdout")
 
 
-def forgetting_rates(original: torch.nn.Module, model: torch.nn.Module, splits: Splits, seed: int) -> dict[str, Any]:
-    """003's FR on the forget set and CFR on retained training samples, with a loss-threshold oracle.
+def fit_oracle(original: torch.nn.Module, splits: Splits, seed: int) -> dict[str, Any]:
+    """The loss-threshold membership oracle of one original and its "before" verdicts.
 
-    The oracle is fitted once per original model (its retain samples vs holdout
-    samples, at most 2,000 of each) and applied to the original ("before") and to
-    ``model`` ("after"); counts are reported with the rates.
+    Fitted on the original's retain samples vs holdout samples (at most 2,000 of
+    each); stored with the reference so every method cell of the unit reuses it.
     """
-    from unlearnkit.attacks import catastrophic_forgetting_rate, forgetting_rate, make_attack
+    from unlearnkit.attacks import make_attack
     from unlearnkit.outputs import outputs_of
 
     retain, holdout = _oracle_views(splits, seed)
     oracle = make_attack("threshold_loss").fit(outputs_of(original, retain), outputs_of(original, holdout))
-    fr = forgetting_rate(
-        oracle.predict(outputs_of(original, splits.forget)), oracle.predict(outputs_of(model, splits.forget))
-    )
-    cfr = catastrophic_forgetting_rate(
-        oracle.predict(outputs_of(original, retain)), oracle.predict(outputs_of(model, retain))
-    )
+    return {
+        "threshold": oracle.threshold,  # type: ignore[attr-defined]
+        "forget": oracle.predict(outputs_of(original, splits.forget)).tolist(),
+        "retain": oracle.predict(outputs_of(original, retain)).tolist(),
+    }
+
+
+def forgetting_rates(oracle: Mapping[str, Any], model: torch.nn.Module, splits: Splits, seed: int) -> dict[str, Any]:
+    """003's FR on the forget set and CFR on retained training samples: ``oracle`` (from :func:`fit_oracle`)
+    applied to the original ("before", stored) and to ``model`` ("after"); counts are reported with the rates."""
+    from unlearnkit.attacks import catastrophic_forgetting_rate, forgetting_rate, sample_scores
+    from unlearnkit.outputs import outputs_of
+
+    retain, _ = _oracle_views(splits, seed)
+
+    def member(view: Any) -> np.ndarray:
+        return np.asarray(sample_scores(outputs_of(model, view), "loss") >= oracle["threshold"])
+
+    fr = forgetting_rate(np.asarray(oracle["forget"]), member(splits.forget))
+    cfr = catastrophic_forgetting_rate(np.asarray(oracle["retain"]), member(retain))
     n_forget, n_train = fr.pop("n"), cfr.pop("n")
     return {"oracle": "threshold_loss", **fr, **cfr, "n_forget": n_forget, "n_train": n_train}
 
@@ -214,29 +218,20 @@ def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str,
     """Task: the original and the retrained reference of one unit (cached), evaluated."""
     splits = _splits(json.dumps(spec, sort_keys=True), seed)
     original, reference, orig_s, ref_s, orig_cached, ref_cached = reference_models(spec, seed, cache_dir)
-    orig_m, ref_m = _evaluate(original, splits, spec, seed), _evaluate(reference, splits, spec, seed)
-    c = collect(original, splits, names=["forget", "retain", "test"])
-    train = Outputs(
-        torch.cat([c["forget"].logits, c["retain"].logits]), torch.cat([c["forget"].labels, c["retain"].labels])
-    )
-    tr, te = accuracy(train), accuracy(c["test"])
-    facts = {
-        "train_accuracy": tr,
-        "test_accuracy_all": te,
-        "train_test_gap": None if tr is None or te is None else tr - te,
-        "n_forget": len(splits.forget),
-        "n_retain": len(splits.retain),
-    }
+    collected = collect(original, splits)  # once: the metrics and the memorisation facts read the same outputs
+    orig_m, ref_m = evaluate(collected, spec["metrics"], seed=seed), _evaluate(reference, splits, spec, seed)
+    facts = {**original_facts(collected, orig_m), "n_forget": len(splits.forget), "n_retain": len(splits.retain)}
     rows = {}
     for which, m, secs, cached in (("original", orig_m, orig_s, orig_cached), ("retrain", ref_m, ref_s, ref_cached)):
         g = _gaps(m, ref_m)
         rows[which] = {"metrics": m, "gap": g, "avg_gap": avg_gap(g), "seconds": secs, "cached_model": cached,
                        "speedup": (ref_s / secs) if which == "retrain" and secs else None}  # fmt: skip
     rows["original"]["original_facts"] = facts
-    rows["original"]["forgetting"] = forgetting_rates(original, original, splits, seed)
-    rows["retrain"]["forgetting"] = forgetting_rates(original, reference, splits, seed)
+    oracle = fit_oracle(original, splits, seed)
+    rows["original"]["forgetting"] = forgetting_rates(oracle, original, splits, seed)
+    rows["retrain"]["forgetting"] = forgetting_rates(oracle, reference, splits, seed)
     write_json_atomic(_model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json"),
-                      clean_json({"metrics": ref_m, "seconds": ref_s}))  # fmt: skip
+                      clean_json({"metrics": ref_m, "seconds": ref_s, "oracle": oracle}))  # fmt: skip
     return {"rows": rows}
 
 
@@ -265,7 +260,7 @@ def method_cell(
         "samples_seen": outcome.samples_seen,
         "params": outcome.params,
         "diagnostics": summarize_diagnostics(outcome.diagnostics),
-        "forgetting": forgetting_rates(original, outcome.model, splits, seed),
+        "forgetting": forgetting_rates(ref["oracle"], outcome.model, splits, seed),
     }
 
 

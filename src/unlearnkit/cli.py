@@ -735,8 +735,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnkit.benchmark import unit_spec
     from unlearnkit.env import set_threads
     from unlearnkit.tuning import default_space, holdout_gap_objective, parse_space, search
+    from unlearnkit.validation import Interval, validate_parameters
 
     set_threads(args.threads)
+    validate_parameters("tune", {"--trials": args.trials}, {"--trials": Interval(int, 1, None)})
     config = load_config(args.config)
     out = check_output_dir(args.out)
     seeds = _ints(args.tuning_seeds, "--tuning-seeds")

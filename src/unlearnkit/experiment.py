@@ -164,7 +164,7 @@ def run_experiment(
         original.eval()
         orig_c = collect(original, splits, device=device)
         orig_m = evaluate(orig_c, seed=seed)
-        facts = _original_facts(orig_c, orig_m)
+        facts = original_facts(orig_c, orig_m)
         data_facts.append(
             {
                 "seed": seed,
@@ -254,7 +254,7 @@ def _gaps(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str,
     return {k: gap(metrics.get(k), reference.get(k)) for k in GAP_METRICS}
 
 
-def _original_facts(c: Collected, m: Mapping[str, Any]) -> dict[str, Any]:
+def original_facts(c: Collected, m: Mapping[str, Any]) -> dict[str, Any]:
     """Train accuracy, test accuracy and their gap: how much the original memorised."""
     from unlearnkit.outputs import Outputs
 

@@ -157,21 +157,9 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as a PNG, atomically."""
-    import os
-    import tempfile
+    from unlearnkit.artifacts import write_bytes_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = png_bytes(array)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, png_bytes(array))
 
 
 def model_inversion(

@@ -215,9 +215,10 @@ def mia_efficacy(
     """
     from sklearn.svm import SVC
 
-    def confidence(o: Outputs) -> np.ndarray:
-        p = torch.nan_to_num(o.logits.double(), neginf=-1e9).softmax(-1)
-        return p.gather(1, o.labels.view(-1, 1)).numpy()
+    from unlearnkit.attacks import sample_scores
+
+    def confidence(o: Outputs) -> np.ndarray:  # one feature column: the true-label probability
+        return sample_scores(o, "confidence")[:, None]
 
     if len(train_member) == 0 or len(nonmember) == 0 or len(target) == 0:
         return None

@@ -22,8 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,8 +29,8 @@ from typing import Any
 
 import torch
 
-from unlearnkit.artifacts import write_json_atomic
-from unlearnkit.data.datasets import DATASETS, load_dataset
+from unlearnkit.artifacts import save_tensors_atomic, write_json_atomic
+from unlearnkit.data.datasets import DATASETS, cached_dataset
 from unlearnkit.data.splits import ForgetRequest, Splits, View, split_dataset
 from unlearnkit.errors import ParameterError
 from unlearnkit.executor import Executor, LocalExecutor, Task, TaskResult
@@ -117,7 +115,7 @@ def _check_side(side: str) -> None:
 def _prepared(config_json: str) -> tuple[Splits, View]:
     """Splits and the evaluation view of a config, built once per process (workers reuse them)."""
     config = PopulationConfig.from_dict(json.loads(config_json))
-    ds = _dataset(config.dataset, config.data_dir)
+    ds = cached_dataset(config.dataset, config.data_dir)
     split = split_dataset(
         ds, seed=config.data_seed, holdout_fraction=config.holdout_fraction, train_size=config.train_size
     )
@@ -130,27 +128,8 @@ def _prepared(config_json: str) -> tuple[Splits, View]:
     return splits, test
 
 
-@functools.lru_cache(maxsize=2)
-def _dataset(name: str, data_dir: str | None) -> Any:
-    return load_dataset(name, data_dir=data_dir)
-
-
 def _json(config: PopulationConfig) -> str:
     return json.dumps(config.to_dict(), sort_keys=True)
-
-
-def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -187,13 +166,13 @@ def train_member(config: dict[str, Any], side: str, seed: int, cache_dir: str) -
         seconds = json.loads(facts.read_text())["seconds"] if facts.exists() else None
         return {"path": str(path), "cached": True, "seconds": seconds}
     splits, _ = _prepared(_json(cfg))
-    ds = _dataset(cfg.dataset, cfg.data_dir)
+    ds = cached_dataset(cfg.dataset, cfg.data_dir)
     model = build_model(cfg.model, ds.input_shape, ds.num_classes, seed=seed, **dict(cfg.model_kwargs))
     data = splits.train if side == "seen" else splits.retain
     stats = fit(model, data, cfg.train, seed=seed)
     # the sidecar first: a member counts as cached once its weights exist, and then its facts do too
     write_json_atomic(facts, {"config": cfg.to_dict(), "side": side, "seed": seed, "seconds": stats.seconds})
-    _save_tensors(path, dict(model.state_dict()))
+    save_tensors_atomic(path, dict(model.state_dict()))
     return {"path": str(path), "cached": False, "seconds": stats.seconds}
 
 
@@ -202,7 +181,7 @@ def load_member(config: PopulationConfig, side: str, seed: int, cache_dir: str |
     path = member_path(cache_dir, config, side, seed)
     if not path.exists():
         raise ParameterError(f"member ({side}, seed {seed}) is not in the cache {str(cache_dir)!r}; train it first.")
-    ds = _dataset(config.dataset, config.data_dir)
+    ds = cached_dataset(config.dataset, config.data_dir)
     model = build_model(config.model, ds.input_shape, ds.num_classes, seed=seed, **dict(config.model_kwargs))
     model.load_state_dict(_load_tensors(path))
     return model.eval()
@@ -232,7 +211,8 @@ def member_outputs(
         model, seconds = outcome.model, outcome.seconds
     logits = outputs_of(model, view).logits
     # the unlearning time is kept with the outputs (NaN: no method), so cached reruns still report it
-    _save_tensors(path, {"logits": logits, "seconds": torch.tensor([float("nan") if seconds is None else seconds])})
+    stored_seconds = torch.tensor([float("nan") if seconds is None else seconds])
+    save_tensors_atomic(path, {"logits": logits, "seconds": stored_seconds})
     return {"logits": logits, "cached": False, "seconds": seconds}
 
 

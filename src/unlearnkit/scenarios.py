@@ -267,9 +267,9 @@ class OODScenario(Scenario):
     def _inserted(
         self, split: DataSplit, *, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        from unlearnkit.data.datasets import load_dataset
+        from unlearnkit.data.datasets import cached_dataset
 
-        other = load_dataset(self.source_dataset)
+        other = cached_dataset(self.source_dataset)  # training_data and extras both need it: loaded once
         if tuple(other.input_shape) != tuple(split.dataset.input_shape):
             raise ParameterError(
                 f"The 'source_dataset' parameter of scenario 'ood' must have the target's input shape "

@@ -17,7 +17,7 @@ import hashlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,12 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None) -> Dataset:
     if spec.needs_data_dir and data_dir is None:
         raise DataError(f"dataset {name!r} needs --data-dir pointing at its files (it is never downloaded)")
     return spec.loader(Path(data_dir) if data_dir is not None else None)
+
+
+@lru_cache(maxsize=4)
+def cached_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    """:func:`load_dataset`, loaded once per process (worker tasks and scenarios reuse it; treat it as read-only)."""
+    return load_dataset(name, data_dir=data_dir)
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
