@@ -44,3 +44,43 @@ def trained_mlp(digits, _trained_state):
     model = build_model("mlp", digits.input_shape, digits.num_classes, seed=0, widths=(64,))
     model.load_state_dict(_trained_state)
     return model.eval()
+
+
+PREPARE_RECIPE = TrainConfig(epochs=2, lr=0.05, batch_size=64)
+
+
+@pytest.fixture(scope="session")
+def _prepared_cache():
+    return {}
+
+
+@pytest.fixture()
+def prepare(digits, digits_split, sample_splits, _trained_state, _prepared_cache):
+    """``prepare(name)``: a fresh model that method ``name`` can unlearn (prepared at training time if it needs it).
+
+    SISA ensembles (2 shards x 2 slices) and SMU models (candidates = the
+    sample request's forget set plus 20 more) are built once per session from
+    the same MLP architecture; plain methods get a copy of the trained MLP.
+    """
+    import copy
+
+    from unlearnkit.methods import METHODS, train_sisa, train_smu
+
+    def make(name: str):
+        if "prepared" not in METHODS.get(name).needs:
+            model = build_model("mlp", digits.input_shape, digits.num_classes, seed=0, widths=(64,))
+            model.load_state_dict(_trained_state)
+            return model.eval()
+        if name not in _prepared_cache:
+            base = build_model("mlp", digits.input_shape, digits.num_classes, seed=0, widths=(64,))
+            train = digits_split.train
+            if name == "smu":
+                pos = torch.isin(train.indices, sample_splits.forget.indices).nonzero().flatten()
+                extra = torch.arange(len(train))[~torch.isin(torch.arange(len(train)), pos)][:20]
+                _prepared_cache[name] = train_smu(base, train, PREPARE_RECIPE, candidates=torch.cat([pos, extra]))
+            else:
+                eps = 16.0 if name == "sisa_dp" else None
+                _prepared_cache[name] = train_sisa(base, train, PREPARE_RECIPE, shards=2, slices=2, dp_epsilon=eps)
+        return copy.deepcopy(_prepared_cache[name]).eval()
+
+    return make

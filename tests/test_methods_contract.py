@@ -50,10 +50,11 @@ def _hook_counts(model: nn.Module) -> list[int]:
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("splits_name", ["class_splits", "sample_splits"])
-def test_input_untouched_new_model_returned(name, splits_name, trained_mlp, request):
+def test_input_untouched_new_model_returned(name, splits_name, prepare, request):
     splits = request.getfixturevalue(splits_name)
     if splits.kind not in METHODS.get(name).supports:
         pytest.skip(f"{name} does not support {splits.kind}")
+    trained_mlp = prepare(name)
     modes = _mixed_mode(trained_mlp)
     before = model_hash(trained_mlp)
     out = _run(name, trained_mlp, splits)
@@ -66,7 +67,8 @@ def test_input_untouched_new_model_returned(name, splits_name, trained_mlp, requ
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_deterministic_for_a_seed(name, trained_mlp, supported_splits):
+def test_deterministic_for_a_seed(name, prepare, supported_splits):
+    trained_mlp = prepare(name)
     a = _run(name, trained_mlp, supported_splits, seed=3)
     b = _run(name, trained_mlp, supported_splits, seed=3)
     assert model_hash(a.model) == model_hash(b.model)
@@ -91,13 +93,38 @@ class _Flaky(nn.Module):
         return self.inner(x)
 
 
+def _flakify(module: nn.Module, fail_at: int) -> None:
+    """Make ``module``'s forward fail like :class:`_Flaky`'s, keeping its state-dict keys (for checkpoints)."""
+    base = type(module)
+
+    class Flaky(base):  # type: ignore[misc, valid-type]
+        def forward(self, x):
+            _Flaky.calls += 1
+            if _Flaky.calls >= fail_at:
+                raise RuntimeError("injected failure")
+            return super().forward(x)
+
+    module.__class__ = Flaky
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_modes_and_hooks_restored_after_failure(name, trained_mlp, supported_splits):
+def test_modes_and_hooks_restored_after_failure(name, prepare, supported_splits):
     # Fail mid-way (at the second forward pass); a method with a single forward
-    # pass (closed-form ones) is failed at its first.
+    # pass (closed-form ones) is failed at its first. A prepared model (SISA,
+    # SMU) gets the failing wrapper around its constituents / inner model.
     for fail_at in (2, 1):
-        model = _Flaky(trained_mlp, fail_at=fail_at)
-        handle = model.inner.body.register_forward_hook(lambda *a: None)  # a user's own hook must stay
+        model = prepare(name)
+        if hasattr(model, "constituents"):
+            for c in model.constituents:
+                _flakify(c, fail_at)
+            body = model.constituents[0].body
+        elif hasattr(model, "inner"):
+            _flakify(model.inner, fail_at)
+            body = model.inner.body
+        else:
+            model = _Flaky(model, fail_at=fail_at)
+            body = model.inner.body
+        handle = body.register_forward_hook(lambda *a: None)  # a user's own hook must stay
         modes = _mixed_mode(model)
         hooks = _hook_counts(model)
         before = model_hash(model)
@@ -116,8 +143,9 @@ def test_modes_and_hooks_restored_after_failure(name, trained_mlp, supported_spl
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_bad_parameters_rejected_with_template(name, trained_mlp, supported_splits):
+def test_bad_parameters_rejected_with_template(name, prepare, supported_splits):
     cls = METHODS.get(name)
+    trained_mlp = prepare(name)
     for param in cls.parameter_constraints:
         with pytest.raises(ParameterError) as err:
             make_method(name, **{param: BAD})
@@ -132,8 +160,9 @@ def test_bad_parameters_rejected_with_template(name, trained_mlp, supported_spli
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_identity_setting_or_declared_exemption(name, trained_mlp, supported_splits):
+def test_identity_setting_or_declared_exemption(name, prepare, supported_splits):
     cls = METHODS.get(name)
+    trained_mlp = prepare(name)
     if cls.identity_params is None:
         assert isinstance(cls.identity_exempt, str) and len(cls.identity_exempt) > 10
         return
@@ -177,6 +206,12 @@ def test_unsupported_request_kind(trained_mlp, sample_splits):
 
     with pytest.raises(UnsupportedRequestError, match="does not support samples requests"):
         ClassOnly().unlearn(trained_mlp, sample_splits)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if "prepared" in METHODS.get(n).needs])
+def test_prepared_methods_refuse_a_plain_model(name, trained_mlp, sample_splits):
+    with pytest.raises(ParameterError, match=r"^The 'model' parameter of .* prepared at .*; got a MLP\.$"):
+        make_method(name).unlearn(trained_mlp, sample_splits, recipe=RECIPE)
 
 
 def test_retrain_needs_the_recipe(trained_mlp, class_splits):

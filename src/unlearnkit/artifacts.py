@@ -131,14 +131,24 @@ def save_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        from unlearnkit.preparation import PREPARED_WEIGHTS, PreparedModel
+
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            **metadata,
+            **{k: v for k, v in metadata.items() if k != "prepared"},
             "weights_sha256": file_sha256(tmp / WEIGHTS),
         }
+        if isinstance(model, PreparedModel):  # SISA / SMU side data: tensors only, hashed like the weights
+            side = {k: v.detach().cpu().contiguous() for k, v in model.prepared_tensors().items()}
+            save_file(side, str(tmp / PREPARED_WEIGHTS))
+            meta["prepared"] = {
+                "name": model.preparation,
+                **model.prepared_meta(),
+                "sha256": file_sha256(tmp / PREPARED_WEIGHTS),
+            }
         (tmp / SIDECAR).write_text(dumps(meta))
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(dumps(obj))
@@ -216,9 +226,41 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     meta = read_metadata(folder)
     try:
         arch = meta["architecture"]
-        model = build_model(arch["name"], arch["input_shape"], arch["num_classes"], seed=0, **arch.get("kwargs", {}))
+
+        def build() -> nn.Module:
+            return build_model(arch["name"], arch["input_shape"], arch["num_classes"], seed=0, **arch.get("kwargs", {}))
+
+        model = build()
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{Path(folder) / SIDECAR} lacks the architecture entry ({exc}).") from None
+    if "prepared" in meta:
+        model = _restore_prepared(Path(folder), meta["prepared"], build)
     load_state(folder, model)
     model.eval()
     return model, meta
+
+
+def _restore_prepared(folder: Path, prepared: Any, build: Any) -> nn.Module:
+    """Rebuild a SISA / SMU model from its sidecar entry and ``prepared.safetensors``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    import unlearnkit.methods  # noqa: F401  (registers the preparations)
+    from unlearnkit.preparation import PREPARATIONS, PREPARED_WEIGHTS
+
+    path = folder / PREPARED_WEIGHTS
+    if not isinstance(prepared, dict) or "name" not in prepared:
+        raise CheckpointError(f"{folder / SIDECAR}: the 'prepared' entry is damaged (no name).")
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is a {prepared['name']!r} model but lacks {PREPARED_WEIGHTS}.")
+    if file_sha256(path) != prepared.get("sha256"):
+        raise CheckpointError(f"{path} does not match the hash in its sidecar: the file is truncated or modified.")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc}); the file is damaged.") from None
+    cls = PREPARATIONS.get(prepared["name"])
+    try:
+        return cls.restore(build, prepared, tensors)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} does not fit its sidecar's 'prepared' entry ({exc}).") from None

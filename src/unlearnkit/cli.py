@@ -99,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenario(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="new folder for the model (must not hold a model)")
+    g = p.add_argument_group("prepare for a method that needs it at training time (sisa, sisa_dp, smu)")
+    g.add_argument("--sisa-shards", type=int, default=None, help="train a SISA ensemble of this many shards")
+    g.add_argument("--sisa-slices", type=int, default=1, help="slices per shard (checkpoint after each)")
+    g.add_argument("--sisa-epochs-per-slice", type=int, default=None, help="default: max(1, round(epochs / slices))")
+    g.add_argument("--sisa-epsilon", type=float, default=None, help="train the shards with DP-SGD to this epsilon")
+    g.add_argument("--sisa-delta", type=float, default=1e-5, help="DP delta (with --sisa-epsilon)")
+    g.add_argument("--sisa-max-grad-norm", type=float, default=1.0, help="DP-SGD clipping norm")
+    g.add_argument(
+        "--smu-candidates",
+        default=None,
+        help="record SMU contributions of N seeded training samples, or of positions given as i,j,... or a file",
+    )
     _add_runtime(p)
 
     p = sub.add_parser("unlearn", help="make a saved model forget a request; write the new model and its record")
@@ -386,15 +398,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     split = split_dataset(ds, seed=args.seed, holdout_fraction=args.holdout_fraction, train_size=args.train_size)
     splits = scenario.prepare(split, seed=args.seed)
-    model = build_model(args.arch, ds.input_shape, ds.num_classes, seed=args.seed, **kwargs)
+    model: Any = build_model(args.arch, ds.input_shape, ds.num_classes, seed=args.seed, **kwargs)
     _say(f"training {args.arch} on {args.dataset}: {len(splits.train)} samples, {config.epochs} epochs")
-    stats = fit(model, splits.train, config, seed=args.seed, device=device, progress=_progress(args), desc="train")
+    start = time.perf_counter()
+    if args.sisa_shards is not None and args.smu_candidates is not None:
+        raise ParameterError("The '--sisa-shards' and '--smu-candidates' parameters exclude each other; got both.")
+    if args.sisa_shards is not None:
+        from unlearnkit.methods import train_sisa
+
+        _say(
+            f"SISA: {args.sisa_shards} shards x {args.sisa_slices} slices"
+            + (f", DP-SGD epsilon {args.sisa_epsilon}" if args.sisa_epsilon is not None else "")
+        )
+        model = train_sisa(
+            model,
+            splits.train,
+            config,
+            shards=args.sisa_shards,
+            slices=args.sisa_slices,
+            epochs_per_slice=args.sisa_epochs_per_slice,
+            seed=args.seed,
+            dp_epsilon=args.sisa_epsilon,
+            dp_delta=args.sisa_delta,
+            max_grad_norm=args.sisa_max_grad_norm,
+            device=device,
+            progress=_progress(args),
+        )
+        final = ""
+    elif args.smu_candidates is not None:
+        from unlearnkit.methods import train_smu
+
+        text = args.smu_candidates.strip()
+        candidates: Any
+        if text.isdigit():
+            candidates = int(text)
+        elif "," in text:
+            candidates = _ints(text, "--smu-candidates")
+        else:
+            from unlearnkit.data import ForgetRequest
+
+            candidates = list(ForgetRequest.from_file(text).indices or ())
+        model = train_smu(
+            model, splits.train, config, candidates=candidates, seed=args.seed, device=device, progress=_progress(args)
+        )
+        final = ""
+    else:
+        stats = fit(model, splits.train, config, seed=args.seed, device=device, progress=_progress(args), desc="train")
+        final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
+    seconds = time.perf_counter() - start
     meta = _model_meta(args.arch, ds, kwargs, split, scenario, config, args.seed, args.data_dir)
-    meta["train_seconds"] = stats.seconds
+    meta["train_seconds"] = seconds
     meta["created_by"] = environment(device)
     save_model(model, args.out, meta)
-    final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
-    print(f"saved {args.out} (trained in {stats.seconds:.1f}s{final})")
+    print(f"saved {args.out} (trained in {seconds:.1f}s{final})")
     return EXIT_OK
 
 
@@ -777,8 +833,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cache = args.cache or str(Path(args.out) / "cache")
     objective = holdout_gap_objective(spec, method.name, seeds, cache)
     start = time.perf_counter()
-    result = search(objective, space, trials=args.trials, seed=args.seed, fixed=method.options,
-                    progress=_progress(args))  # fmt: skip
+    result = search(
+        objective, space, trials=args.trials, seed=args.seed, fixed=method.options, progress=_progress(args)
+    )
     seconds = time.perf_counter() - start
     lines = [
         f"# unlearnkit tune {args.config} --method {method.name}: best Avg. Gap to Retrain on the holdout split "
@@ -790,8 +847,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     lines += [f"{k} = {json.dumps(v)}" for k, v in sorted(result.best_params.items())]
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "best.toml", "\n".join(lines) + "\n")
-    write_json_atomic(out / "history.json", {"space": {k: p.to_dict() for k, p in space.items()}, **result.to_dict(),
-                                             "tuning_seeds": list(seeds), "seconds": seconds})  # fmt: skip
+    write_json_atomic(
+        out / "history.json",
+        {
+            "space": {k: p.to_dict() for k, p in space.items()},
+            **result.to_dict(),
+            "tuning_seeds": list(seeds),
+            "seconds": seconds,
+        },
+    )
     print("\n".join(lines))
     states = [h["state"] for h in result.history]
     print(
@@ -879,13 +943,17 @@ def cmd_weak(args: argparse.Namespace) -> int:
     result["seconds"] = time.perf_counter() - start
     result["members_trained"] = len(population.trained)
     result["cache"] = cache
-    print(f"weak-unlearning test: {args.dataset}/{args.arch}, classes {list(config.forget_classes)}, "
-          f"{n} + {n} models ({len(population.trained)} trained now, the rest from {cache})")  # fmt: skip
+    print(
+        f"weak-unlearning test: {args.dataset}/{args.arch}, classes {list(config.forget_classes)}, "
+        f"{n} + {n} models ({len(population.trained)} trained now, the rest from {cache})"
+    )
     print(f"{'method':<16}{'features':<15}{'classifier':<15}{'group':<11}advantage [95% interval]")
     for name, entry in result["variants"].items():
         for row in entry["advantage"]:
-            print(f"{name:<16}{row['features']:<15}{row['classifier']:<15}{row['group']:<11}"
-                  f"{row['advantage']:.3f} [{row['ci'][0]:.3f}, {row['ci'][1]:.3f}]")  # fmt: skip
+            print(
+                f"{name:<16}{row['features']:<15}{row['classifier']:<15}{row['group']:<11}"
+                f"{row['advantage']:.3f} [{row['ci'][0]:.3f}, {row['ci'][1]:.3f}]"
+            )
         if entry["failures"]:
             print(f"{name}: {len(entry['failures'])} failed tasks: {entry['failures'][0]['error']}")
     print("0 = indistinguishable from models that never saw the classes; 1 = always told apart")

@@ -104,12 +104,15 @@ def fit(
     progress: bool = False,
     desc: str = "train",
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    on_batch: Callable[[nn.Module, torch.Tensor], None] | None = None,
 ) -> TrainStats:
     """Train ``model`` in place with cross-entropy on ``data``.
 
     The shuffle order comes from a generator seeded with ``seed``; any other
     randomness (dropout) from the global RNG, re-seeded with ``seed`` inside a
     forked RNG state, so the caller's RNG is untouched and runs repeat exactly.
+    ``on_batch(model, rows)`` is called with each batch's row indices before its
+    step (``smu`` records its candidates' contributions there).
 
     Example:
         >>> from unlearnkit.data import load_dataset, split_dataset
@@ -132,7 +135,10 @@ def fit(
             torch.manual_seed(int(seed))
             for epoch in progress_bar(range(config.epochs), enabled=progress, desc=desc, unit="epoch"):
                 total = torch.zeros((), device=device)
-                for xb, yb in data.batches(config.batch_size, generator=generator, shuffle=True):
+                for rows in data.index_batches(config.batch_size, generator=generator, shuffle=True):
+                    xb, yb = data.x[rows], data.y[rows]
+                    if on_batch is not None:
+                        on_batch(model, rows)
                     optimizer.zero_grad(set_to_none=True)
                     loss = F.cross_entropy(model(xb), yb)
                     loss.backward()

@@ -76,12 +76,18 @@ class View:
         self, batch_size: int, *, generator: torch.Generator | None = None, shuffle: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` batches; shuffled with ``generator`` when ``shuffle``."""
+        for b in self.index_batches(batch_size, generator=generator, shuffle=shuffle):
+            yield self.x[b], self.y[b]
+
+    def index_batches(
+        self, batch_size: int, *, generator: torch.Generator | None = None, shuffle: bool = False
+    ) -> Iterator[torch.Tensor]:
+        """The row indices of each batch :meth:`batches` yields (same order, same RNG use)."""
         idx = self.indices
         if shuffle:
             idx = idx[torch.randperm(idx.numel(), generator=generator)]
         for start in range(0, idx.numel(), batch_size):
-            b = idx[start : start + batch_size]
-            yield self.x[b], self.y[b]
+            yield idx[start : start + batch_size]
 
     def classes(self) -> list[int]:
         return sorted(int(c) for c in torch.unique(self.labels))

@@ -7,7 +7,10 @@ from unlearnkit.methods.forsaken import Forsaken
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.retrain import Retrain
 from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
+from unlearnkit.methods.sisa import SISA, SISADP, SISAEnsemble, train_sisa
+from unlearnkit.methods.smu import SMU, SMUModel, train_smu
 from unlearnkit.methods.two_stage import TwoStage
+from unlearnkit.preparation import PREPARATIONS
 from unlearnkit.registry import Registry
 
 METHODS: Registry[type[Unlearner]] = Registry("method")
@@ -21,6 +24,13 @@ METHODS.register("scrub_similarity", SimilaritySCRUB)
 METHODS.register("two_stage", TwoStage)
 METHODS.register("filtration", LinearFiltration)
 METHODS.register("forsaken", Forsaken)
+METHODS.register("sisa", SISA)
+METHODS.register("sisa_dp", SISADP)
+METHODS.register("smu", SMU)
+
+# Models prepared at training time for a method, by the name their sidecar stores.
+PREPARATIONS.register("sisa", SISAEnsemble)
+PREPARATIONS.register("smu", SMUModel)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -34,7 +44,11 @@ __all__ = [
     "KINDS",
     "METHODS",
     "NEEDS",
+    "PREPARATIONS",
     "SCRUB",
+    "SISA",
+    "SISADP",
+    "SMU",
     "AttentionSCRUB",
     "Context",
     "Finetune",
@@ -44,8 +58,12 @@ __all__ = [
     "NegGradPlus",
     "Outcome",
     "Retrain",
+    "SISAEnsemble",
+    "SMUModel",
     "SimilaritySCRUB",
     "TwoStage",
     "Unlearner",
     "make_method",
+    "train_sisa",
+    "train_smu",
 ]

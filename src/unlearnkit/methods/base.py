@@ -151,6 +151,8 @@ class Unlearner:
     parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     identity_params: ClassVar[dict[str, Any] | None] = None
     identity_exempt: ClassVar[str | None] = None
+    #: For ``"prepared"`` in ``needs``: the :class:`~unlearnkit.preparation.PreparedModel` subclass required.
+    prepared_type: ClassVar[type[nn.Module] | None] = None
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -186,6 +188,16 @@ class Unlearner:
                 f"{', '.join(sorted(self.supports))}."
             )
 
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse a plain model when the method needs one prepared at training time."""
+        kind = self.prepared_type
+        if "prepared" in self.needs and kind is not None and not isinstance(model, kind):
+            how = getattr(kind, "how", "")
+            raise ParameterError(
+                f"The 'model' parameter of {type(self).__name__}.unlearn must be a {kind.__name__} prepared at "
+                f"training time ({how}); got a {type(model).__name__}."
+            )
+
     def unlearn(
         self,
         model: nn.Module,
@@ -211,6 +223,7 @@ class Unlearner:
         """
         self.validate_params()
         self.check_request(splits)
+        self.check_model(model)
         if "recipe" in self.needs and recipe is None:
             raise ParameterError(
                 f"The 'recipe' parameter of {type(self).__name__}.unlearn must be the original TrainConfig; got None."
