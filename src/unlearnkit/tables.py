@@ -40,6 +40,13 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str 
     return "\n".join(out)
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table (results pages)."""
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines.extend("| " + " | ".join(str(c) for c in r) + " |" for r in rows)
+    return "\n".join(lines)
+
+
 # (column header, key, is a share in [0, 1] shown as percent, digits)
 RESULT_COLUMNS: list[tuple[str, str, bool, int]] = [
     ("forget acc %", "forget_accuracy", True, 1),
