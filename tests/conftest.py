@@ -32,6 +32,14 @@ def sample_splits(digits_split):
 
 
 @pytest.fixture(scope="session")
+def feature_splits(digits_split):
+    """000's four datasets on digits: class 0 stamped with the tile feature."""
+    from unlearnkit.scenarios import make_scenario
+
+    return make_scenario("backdoor", transform="tile", target_class=0).prepare(digits_split, seed=0)
+
+
+@pytest.fixture(scope="session")
 def _trained_state(digits, digits_split):
     model = build_model("mlp", digits.input_shape, digits.num_classes, seed=0, widths=(64,))
     fit(model, digits_split.train, RECIPE, seed=0)

@@ -141,6 +141,13 @@ def save_model(
             **{k: v for k, v in metadata.items() if k != "prepared"},
             "weights_sha256": file_sha256(tmp / WEIGHTS),
         }
+        from unlearnkit.gradients import FISHER_FILE, attached_fisher
+
+        fisher = attached_fisher(model)
+        meta.pop("fisher", None)
+        if fisher is not None:  # 000's EWC Fisher, a training-time artifact
+            save_file({k: v.contiguous() for k, v in fisher[0].items()}, str(tmp / FISHER_FILE))
+            meta["fisher"] = {"source": fisher[1], "sha256": file_sha256(tmp / FISHER_FILE)}
         if isinstance(model, PreparedModel):  # SISA / SMU side data: tensors only, hashed like the weights
             side = {k: v.detach().cpu().contiguous() for k, v in model.prepared_tensors().items()}
             save_file(side, str(tmp / PREPARED_WEIGHTS))
@@ -236,8 +243,26 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if "prepared" in meta:
         model = _restore_prepared(Path(folder), meta["prepared"], build)
     load_state(folder, model)
+    if "fisher" in meta:
+        _attach_saved_fisher(Path(folder), meta["fisher"], model)
     model.eval()
     return model, meta
+
+
+def _attach_saved_fisher(folder: Path, entry: Any, model: nn.Module) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from unlearnkit.errors import ParameterError
+    from unlearnkit.gradients import FISHER_FILE, attach_fisher
+
+    path = folder / FISHER_FILE
+    if not isinstance(entry, dict) or not path.is_file() or file_sha256(path) != entry.get("sha256"):
+        raise CheckpointError(f"{path} is missing or does not match the hash in its sidecar.")
+    try:
+        attach_fisher(model, load_file(str(path)), str(entry.get("source", "unknown")))
+    except (SafetensorError, OSError, ValueError, ParameterError) as exc:
+        raise CheckpointError(f"{path} cannot be used ({exc}).") from None
 
 
 def _restore_prepared(folder: Path, prepared: Any, build: Any) -> nn.Module:

@@ -69,6 +69,8 @@ def _add_scenario(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="scenario option, e.g. --scenario mislabel --scenario-set count=50",
     )
+    p.add_argument("--transform", default=None, help="backdoor / leakage: the feature (line, tile, color, ...)")
+    p.add_argument("--target-class", type=int, default=None, help="backdoor / leakage: the class carrying it")
     _add_forget(p)
 
 
@@ -106,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sisa-epsilon", type=float, default=None, help="train the shards with DP-SGD to this epsilon")
     g.add_argument("--sisa-delta", type=float, default=1e-5, help="DP delta (with --sisa-epsilon)")
     g.add_argument("--sisa-max-grad-norm", type=float, default=1.0, help="DP-SGD clipping norm")
+    g.add_argument(
+        "--fisher-data",
+        choices=["except-target", "all", "none"],
+        default=None,
+        help="backdoor / leakage: save 000's EWC Fisher computed on this data (default except-target)",
+    )
     g.add_argument(
         "--smu-candidates",
         default=None,
@@ -184,6 +192,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     p.add_argument("--cache", default=None, help="model cache shared with bench (default: OUT/cache)")
     p.add_argument("--out", required=True, help="new folder for best.toml (a [methods] fragment) and history.json")
+    _add_runtime(p)
+
+    p = sub.add_parser(
+        "forget-feature",
+        help="make a saved model stop using a feature (backdoor trigger, leaked mark) while keeping its samples (000)",
+    )
+    p.add_argument("--model", dest="model_dir", required=True, help="folder of a model saved by unlearnkit")
+    g = p.add_argument_group("the feature: a registered transform, or images")
+    g.add_argument("--transform", default=None, help="registered feature map (line, tile, color, ...)")
+    g.add_argument("--target-class", type=int, default=None, help="with --transform: the class that carries it")
+    g.add_argument("--forget", default=None, help="D_f: .npz (images, labels) of training images with the feature")
+    g.add_argument("--forget-clean", default=None, help="D_f,clean: the same images without it (same order)")
+    g.add_argument("--extra", default=None, help="optional .npz of other-class images with the feature (D_r,extra)")
+    p.add_argument("--pattern", choices=["B", "C"], default="B", help="B: backdoor (default), C: leakage")
+    p.add_argument("--search-trials", type=int, default=0, help="Optuna trials choosing lr, lam_kl, lam_f (0: none)")
+    p.add_argument("--folds", type=int, default=2, help="cross-validation folds per trial (000: 5)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="selective_forgetting setting (fixed)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True, help="new folder for the model, record.json and search.json")
+    p.add_argument("--json", default=None, help="also write the run record to this file")
     _add_runtime(p)
 
     p = sub.add_parser("report", help="leaderboard of a benchmark run: Markdown and a self-contained HTML page")
@@ -299,6 +330,15 @@ def _scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any
         raise ParameterError(
             f"The {name!r} scenario builds its own forget set; set its options with --scenario-set KEY=VALUE."
         )
+    for flag, key in (("transform", "transform"), ("target_class", "target_class")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if name not in ("backdoor", "leakage"):
+                raise ParameterError(
+                    f"The '--{flag.replace('_', '-')}' parameter applies to the backdoor and leakage scenarios; "
+                    f"got scenario {name!r}."
+                )
+            options[key] = value
     options.update(_settings(getattr(args, "scenario_set", []), qualified=False, param="--scenario-set").get("", {}))
     return make_scenario(name, **options)
 
@@ -446,6 +486,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         stats = fit(model, splits.train, config, seed=args.seed, device=device, progress=_progress(args), desc="train")
         final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
     seconds = time.perf_counter() - start
+    fisher = args.fisher_data or ("except-target" if scenario.kind == "features" else "none")
+    if fisher != "none":
+        from unlearnkit.features import training_fisher
+
+        t0 = time.perf_counter()
+        training_fisher(model, splits, data=fisher, device=device)
+        _say(f"Fisher ({fisher}) computed in {time.perf_counter() - t0:.1f}s")
     meta = _model_meta(args.arch, ds, kwargs, split, scenario, config, args.seed, args.data_dir)
     meta["train_seconds"] = seconds
     meta["created_by"] = environment(device)
@@ -682,6 +729,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnkit.env import resolve_device, set_threads
     from unlearnkit.experiment import (
         DEMO_METHODS,
+        FEATURE_METHODS,
         ExperimentConfig,
         build_record,
         demo_configs,
@@ -708,7 +756,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = demo_configs(seeds=seeds, device=args.device, data_dir=args.data_dir)
     else:
         scenario = _scenario_from_args(args)
-        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else DEMO_METHODS
+        default = FEATURE_METHODS if scenario.kind == "features" else DEMO_METHODS
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else default
         configs = [
             ExperimentConfig(
                 dataset=args.dataset or "mnist",
@@ -864,6 +913,116 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_forget_feature(args: argparse.Namespace) -> int:
+    from unlearnkit.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
+    from unlearnkit.env import environment, resolve_device, set_threads
+    from unlearnkit.experiment import summarize_diagnostics
+    from unlearnkit.gradients import attached_fisher
+    from unlearnkit.methods import make_method
+    from unlearnkit.metrics import evaluate
+    from unlearnkit.outputs import collect
+    from unlearnkit.scenarios import make_scenario
+    from unlearnkit.validation import Interval, validate_parameters
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    validate_parameters(
+        "forget-feature",
+        {"--search-trials": args.search_trials, "--folds": args.folds},
+        {"--search-trials": Interval(int, 0, None), "--folds": Interval(int, 1, 5)},
+    )
+    check_output_dir(args.out)
+    _check_json_target(args.json)
+    by_transform = args.transform is not None
+    by_files = args.forget is not None or args.forget_clean is not None
+    if by_transform == by_files:
+        raise ParameterError(
+            "The feature must be given either as '--transform' with '--target-class' or as '--forget' with "
+            "'--forget-clean' files; got " + ("both." if by_transform else "neither.")
+        )
+    settings = _settings(args.set, qualified=False).get("", {})
+    make_method("selective_forgetting", **settings)  # bad settings fail before any work
+    model, meta, ds, split, _scenario = _context_from_model(args.model_dir, args.data_dir)
+    if by_transform:
+        if args.target_class is None:
+            raise ParameterError("The '--target-class' parameter is required with '--transform'; got none.")
+        name = "backdoor" if args.pattern == "B" else "leakage"
+        scenario = make_scenario(name, transform=args.transform, target_class=args.target_class)
+        splits = scenario.prepare(split, seed=meta["seed"])
+    else:
+        from unlearnkit.features import feature_splits_from_views, load_images_npz
+
+        if args.forget is None or args.forget_clean is None:
+            raise ParameterError("The '--forget' and '--forget-clean' files go together; got only one.")
+        shape = tuple(ds.input_shape)
+        extra = load_images_npz(args.extra, param="--extra", input_shape=shape) if args.extra else None
+        splits = feature_splits_from_views(
+            load_images_npz(args.forget, param="--forget", input_shape=shape),
+            load_images_npz(args.forget_clean, param="--forget-clean", input_shape=shape),
+            split.holdout,
+            split.test,
+            ds.num_classes,
+            extra=extra,
+            pattern=args.pattern,
+        )
+        if attached_fisher(model) is None:
+            splits = splits.with_extras(fisher=splits.extras["holdout_retain"])
+    search_record = None
+    if args.search_trials:
+        from unlearnkit.tuning import SELECTIVE_SPACE, search, selective_objective
+
+        space = {k: v for k, v in SELECTIVE_SPACE.items() if k not in settings}
+        _say(f"searching {', '.join(space)} over {args.search_trials} trials x {args.folds} folds (holdout data only)")
+        objective = selective_objective(model, splits, pattern=args.pattern, folds=args.folds, seed=args.seed,
+                                        fixed=settings)  # fmt: skip
+        result = search(objective, space, trials=args.search_trials, seed=args.seed, direction="maximize",
+                        fixed=settings, progress=_progress(args))  # fmt: skip
+        settings = result.best_params
+        search_record = {"space": {k: p.to_dict() for k, p in space.items()}, **result.to_dict()}
+        _say(f"best cross-validated minimum accuracy {result.best_value:.4f} with {settings}")
+    method = make_method("selective_forgetting", **settings)
+    _say(f"forgetting the feature in {len(splits.forget)} images (pattern {args.pattern})")
+    before = evaluate(collect(model, splits, device=device), seed=args.seed)
+    outcome = method.unlearn(model, splits, seed=args.seed, device=device, progress=_progress(args))
+    after = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
+    new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights_sha256")}
+    new_meta["unlearning"] = {
+        "method": outcome.method,
+        "params": outcome.params,
+        "pattern": args.pattern,
+        "feature": {"transform": args.transform, "target_class": args.target_class}
+        if by_transform
+        else {"forget": args.forget, "forget_clean": args.forget_clean, "extra": args.extra},
+        "seed": args.seed,
+        "seconds": outcome.seconds,
+        "parent_weights_sha256": file_sha256(Path(args.model_dir) / "model.safetensors"),
+        "diagnostics": summarize_diagnostics(outcome.diagnostics),
+    }
+    new_meta["created_by"] = environment(device)
+    record: dict[str, Any] = {
+        "config": {"command": "forget-feature", "model": str(args.model_dir), "pattern": args.pattern,
+                   "params": outcome.params, "seed": args.seed},
+        "env": environment(device),
+        "results": [
+            {"method": "original", "seed": args.seed, "scenario": f"pattern {args.pattern}", "seconds": None,
+             "speedup": None, "metrics": before},
+            {"method": outcome.method, "seed": args.seed, "scenario": f"pattern {args.pattern}",
+             "seconds": outcome.seconds, "speedup": None, "metrics": after},
+        ],
+    }  # fmt: skip
+    extra_json = {"record.json": record}
+    if search_record is not None:
+        extra_json["search.json"] = search_record
+    save_model(outcome.model, args.out, new_meta, extra_json=extra_json)
+    if args.json:
+        write_json_atomic(args.json, record)
+    from unlearnkit.tables import results_table
+
+    print(results_table(record["results"], title=f"forget-feature, pattern {args.pattern}"))
+    print(f"saved {args.out} ({outcome.seconds:.2f}s)")
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from unlearnkit.report import write_report
 
@@ -971,6 +1130,7 @@ COMMANDS = {
     "weak": cmd_weak,
     "bench": cmd_bench,
     "report": cmd_report,
+    "forget-feature": cmd_forget_feature,
     "tune": cmd_tune,
 }
 

@@ -162,6 +162,10 @@ def run_experiment(
         original = build_model(config.model, ds.input_shape, ds.num_classes, seed=seed, **dict(config.model_kwargs))
         stats = fit(original, splits.train, config.train, seed=seed, device=device, progress=progress, desc="original")
         original.eval()
+        if splits.kind == "features":  # 000's EWC Fisher is a training-time artifact: computed with the original
+            from unlearnkit.features import training_fisher
+
+            training_fisher(original, splits, device=device)
         orig_c = collect(original, splits, device=device)
         orig_m = evaluate(orig_c, seed=seed)
         facts = original_facts(orig_c, orig_m)
@@ -180,7 +184,9 @@ def run_experiment(
         say(
             f"[{config.scenario} seed {seed}] original: train acc {facts['train_accuracy']:.4f}, "
             f"test acc {facts['test_accuracy_all']:.4f} (gap {100 * facts['train_test_gap']:.1f} points), "
-            f"MIA acc {orig_m['mia_accuracy']:.3f}, trained in {stats.seconds:.1f}s"
+            + (f"MIA acc {orig_m['mia_accuracy']:.3f}, " if isinstance(orig_m.get("mia_accuracy"), float) else "")
+            + (f"attack success {orig_m['attack_success_rate']:.3f}, " if "attack_success_rate" in orig_m else "")
+            + f"trained in {stats.seconds:.1f}s"
         )
 
         run: dict[str, Any] = {
@@ -332,6 +338,7 @@ def demo_configs(
 
 
 DEMO_METHODS = ("finetune", "neggrad", "neggrad_plus")
+FEATURE_METHODS = ("rld", "selective_forgetting")  # backdoor / leakage scenarios (000)
 
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "build_record", "demo_configs", "run_experiment"]

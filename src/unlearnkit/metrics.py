@@ -323,6 +323,60 @@ def _interclass_confusion(c: Collected, seed: int) -> MetricValue:
     return float(((test.labels == a) & (preds == b)).sum() + ((test.labels == b) & (preds == a)).sum())
 
 
+_FEATURE = frozenset({"features"})
+# 000's four datasets (test splits) and which three each pattern must keep high (Table 1)
+FEATURE_VIEWS = {"retain": "test_retain", "forget": "test_forget", "clean": "test_forget_clean", "extra": "test_extra"}
+PATTERN_TARGETS = {"B": ("retain", "clean", "extra"), "C": ("retain", "forget", "extra")}
+
+
+def _feature_accuracy(key: str) -> MetricFn:
+    def fn(c: Collected, seed: int) -> MetricValue:
+        return accuracy(c[FEATURE_VIEWS[key]])
+
+    return fn
+
+
+for _key, _what in (
+    ("retain", "D_r: test images of the other classes"),
+    ("forget", "D_f: test images of the target class, stamped with the feature"),
+    ("clean", "D_f,clean: test images of the target class, clean"),
+    ("extra", "D_r,extra: test images of the other classes, stamped with the feature"),
+):
+    METRICS.register(
+        f"feature_{_key}_accuracy",
+        Metric(f"feature_{_key}_accuracy", _feature_accuracy(_key), "higher" if _key != "forget" else "retrain",
+               f"accuracy on {_what} (000)", kinds=_FEATURE, requires=(FEATURE_VIEWS[_key],)),
+    )  # fmt: skip
+
+
+@_register(
+    "attack_success_rate",
+    "lower",
+    "share of D_r,extra (other classes' test images with the feature) predicted as the target class (000 backdoor)",
+    kinds=_FEATURE,
+    requires=("test_extra",),
+    requires_info=("target_class",),
+)
+def _attack_success_rate(c: Collected, seed: int) -> MetricValue:
+    extra = c["test_extra"]
+    if len(extra) == 0:
+        return None
+    return float((extra.predictions() == int(c.info["target_class"])).float().mean())  # type: ignore[call-overload]
+
+
+@_register(
+    "pattern_score",
+    "higher",
+    "minimum of the three accuracies the pattern keeps high (B: D_r, D_f,clean, D_r,extra; C: D_r, D_f, D_r,extra)",
+    kinds=_FEATURE,
+    requires=tuple(FEATURE_VIEWS.values()),
+    requires_info=("pattern",),
+)
+def _pattern_score(c: Collected, seed: int) -> MetricValue:
+    values = [accuracy(c[FEATURE_VIEWS[k]]) for k in PATTERN_TARGETS[str(c.info["pattern"])]]
+    return None if any(v is None for v in values) else min(v for v in values if v is not None)
+
+
 def _tta_metric(transform: str) -> MetricFn:
     def fn(c: Collected, seed: int) -> MetricValue:
         return accuracy(c[f"forget@{transform}"])
@@ -357,7 +411,7 @@ def required_splits(splits: Splits, metrics: Sequence[str] | None = None) -> lis
     names = list(metrics) if metrics is not None else _applicable(splits.kind, available, splits.info)
     if metrics is None and splits.train.x.dim() != 4:  # test-time image transforms need (N, C, H, W) inputs
         names = [n for n in names if not any("@" in r for r in METRICS.get(n).requires)]
-    needed: list[str] = []
+    needed: list[str] = ["forget", "retain", "test"] if metrics is None else []  # facts every record reports
     for n in names:
         for r in METRICS.get(n).requires:
             if r not in needed:
@@ -368,7 +422,7 @@ def required_splits(splits: Splits, metrics: Sequence[str] | None = None) -> lis
 def evaluate(collected: Collected, metrics: Sequence[str] | None = None, *, seed: int = 0) -> dict[str, MetricValue]:
     """Compute the named metrics (default: all that apply to the request kind and
     whose splits were collected)."""
-    kind = "classes" if collected.forget_classes else "samples"
+    kind = str(collected.info.get("request_kind", "classes" if collected.forget_classes else "samples"))
     if metrics is None:
         names = _applicable(kind, {n.partition("@")[0] for n in collected.outputs}, collected.info)
         names = [n for n in names if all(r in collected for r in METRICS.get(n).requires)]

@@ -6,6 +6,7 @@ penultimate ``features(x)`` and the final ``head``):
 
 * ``mlp`` — fully connected, configurable ``widths`` (default one hidden layer of 50).
 * ``lenet`` — LeNet-style: two 5x5 conv layers (6 / 16 channels) and FC 120-84.
+* ``isometric_mlp`` — 000's deep MLP (10 layers as wide as the input, normalised hard-tanh).
 * ``cnn`` — small CIFAR-style CNN: conv ``channels`` (default 32 / 64, 3x3), FC of ``width`` units (default 128).
 
 For a user's own model, :func:`find_head` locates the final ``nn.Linear`` and
@@ -115,6 +116,55 @@ class CNN(Classifier):
         return self.fc(self.conv(x))  # type: ignore[no-any-return]
 
 
+class NormalizedHardTanh(nn.Module):
+    """000's normalised hard-tanh φ(x) = g·x where s·g·|x| < 1, else g·sign(x)/(s·g) (the continuous form).
+
+    000 prints ``g·sign(x)`` for the saturated branch, which jumps at the
+    threshold; ``g·sign(x)/(s·g) = sign(x)/s`` is where ``g·x`` reaches the
+    threshold, so φ is ``clamp(g·x, −1/s, 1/s)``.
+    """
+
+    def __init__(self, s2: float = 0.125, g: float = 1.0013) -> None:
+        super().__init__()
+        self.s, self.g = s2**0.5, g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(self.g * x, -1.0 / self.s, 1.0 / self.s)
+
+
+class OrthogonalLinear(nn.Linear):
+    """A linear layer initialised with an orthogonal weight and zero bias (re-initialisation keeps it so)."""
+
+    def reset_parameters(self) -> None:
+        nn.init.orthogonal_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+class IsometricMLP(Classifier):
+    """000's MLP: ``depth`` fully connected layers as wide as the input, normalised hard-tanh, orthogonal init.
+
+    ``depth - 1`` hidden layers of ``width`` units (default: the input size,
+    784 on MNIST), then the head; zero biases; no normalisation layers.
+    """
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, depth: int = 10, width: int | None = None) -> None:
+        super().__init__()
+        d = 1
+        for s in input_shape:
+            d *= int(s)
+        w = int(width) if width is not None else d
+        layers: list[nn.Module] = [nn.Flatten()]
+        for _ in range(int(depth) - 1):
+            layers += [OrthogonalLinear(d, w), NormalizedHardTanh()]
+            d = w
+        self.body = nn.Sequential(*layers)
+        self.head = OrthogonalLinear(d, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # type: ignore[no-any-return]
+
+
 def _chw(input_shape: Sequence[int], name: str) -> tuple[int, int, int]:
     if len(input_shape) != 3:
         raise ParameterError(
@@ -142,6 +192,15 @@ class ModelSpec:
 MODELS: Registry[ModelSpec] = Registry("model")
 MODELS.register(
     "mlp", ModelSpec("mlp", MLP, "MLP on flattened input; widths=(50,) hidden units", {"widths": IntSequence(1)})
+)
+MODELS.register(
+    "isometric_mlp",
+    ModelSpec(
+        "isometric_mlp",
+        IsometricMLP,
+        "000's MLP: depth=10 FC layers of width=input size, normalised hard-tanh, orthogonal init",
+        {"depth": Interval(int, 2, None), "width": Interval(int, 1, None)},
+    ),
 )
 MODELS.register("lenet", ModelSpec("lenet", LeNet, "LeNet-style CNN: conv 6/16 (5x5), FC 120-84"))
 MODELS.register(

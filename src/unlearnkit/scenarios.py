@@ -26,7 +26,7 @@ class Scenario:
     """Base class; subclasses are frozen dataclasses of their options."""
 
     name: ClassVar[str] = "scenario"
-    kind: ClassVar[str] = "samples"  # the request kind it produces: "classes" or "samples"
+    kind: ClassVar[str] = "samples"  # the request kind it produces: "classes", "samples" or "features"
 
     def training_data(self, split: DataSplit, *, seed: int) -> View:
         """The data the original model is trained on (default: the train split)."""
@@ -303,6 +303,86 @@ class OODScenario(Scenario):
         return {"reference": View.of(x_ref, y_ref, "reference")}
 
 
+@dataclass(frozen=True)
+class BackdoorScenario(Scenario):
+    """000 pattern B: class ``target_class``'s training images carry a feature (a backdoor); forget the feature.
+
+    The original trains on D_r ∪ D_f (class c stamped with ``transform``); the
+    forget set is D_f (those rows). Extra views: ``forget_clean`` (D_f,clean,
+    row-aligned with the forget set), the test versions of the four datasets
+    (``test_retain``, ``test_forget``, ``test_forget_clean``, ``test_extra``) and
+    the holdout versions used to choose settings (``holdout_retain``,
+    ``holdout_extra``). ``leakage`` is the same data read as pattern C.
+    """
+
+    name: ClassVar[str] = "backdoor"
+    kind: ClassVar[str] = "features"
+    pattern: ClassVar[str] = "B"
+    transform: str = "tile"
+    target_class: int = 0
+
+    def _check(self, split: DataSplit) -> float:
+        from unlearnkit.features import TRANSFORMS
+
+        TRANSFORMS.get(self.transform)
+        k = split.num_classes
+        c = self.target_class
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < k or not bool((split.train.labels == c).any()):
+            raise ParameterError(
+                f"The 'target_class' parameter of scenario {self.name!r} must be a class present in the training "
+                f"data (0..{k - 1}); got {c!r}."
+            )
+        return float(split.dataset.train_x.max())
+
+    def training_data(self, split: DataSplit, *, seed: int) -> View:
+        from unlearnkit.features import apply_transform
+
+        high = self._check(split)
+        x, y = split.train.tensors()
+        mask = y == self.target_class
+        stamped = apply_transform(self.transform, View.of(x[mask], y[mask]), high=high, label="D_f")
+        x[mask] = stamped.x
+        return View.of(x, y, "train")
+
+    def request(self, split: DataSplit, *, seed: int) -> ForgetRequest:
+        return ForgetRequest.from_indices(torch.nonzero(split.train.labels == self.target_class).flatten())
+
+    def default_request(self) -> ForgetRequest:
+        raise ParameterError(
+            f"the {self.name!r} scenario's forget set depends on the data; use request(split, seed=...)"
+        )
+
+    def extras(self, split: DataSplit, *, seed: int) -> dict[str, View]:
+        from unlearnkit.features import apply_transform, class_rows
+
+        high = self._check(split)
+        c, t = self.target_class, self.transform
+        test_other, holdout_other = class_rows(split.test, c, other=True), class_rows(split.holdout, c, other=True)
+        x, y = class_rows(split.train, c).tensors()
+        return {
+            "forget_clean": View.of(x, y, "forget_clean"),
+            "test_retain": View.of(*test_other.tensors(), "test_retain"),
+            "test_forget": apply_transform(t, class_rows(split.test, c), high=high, label="test_forget"),
+            "test_forget_clean": View.of(*class_rows(split.test, c).tensors(), "test_forget_clean"),
+            "test_extra": apply_transform(t, test_other, high=high, label="test_extra"),
+            "holdout_retain": View.of(*holdout_other.tensors(), "holdout_retain"),
+            "holdout_extra": apply_transform(t, holdout_other, high=high, label="holdout_extra"),
+        }
+
+    def prepare(self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None) -> Splits:
+        splits = super().prepare(split, seed=seed, request=request)
+        return splits.with_info(request_kind="features", target_class=self.target_class, transform=self.transform,
+                                pattern=self.pattern)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LeakageScenario(BackdoorScenario):
+    """000 pattern C: the same four datasets, read as leaked information to forget (keep D_f accurate)."""
+
+    name: ClassVar[str] = "leakage"
+    pattern: ClassVar[str] = "C"
+
+
 SCENARIOS: Registry[type[Scenario]] = Registry("scenario")
 SCENARIOS.register("class", ClassScenario)
 SCENARIOS.register("random", RandomScenario)
@@ -310,6 +390,8 @@ SCENARIOS.register("mislabel", MislabelScenario)
 SCENARIOS.register("id", InDistributionScenario)
 SCENARIOS.register("poison", PoisonScenario)
 SCENARIOS.register("ood", OODScenario)
+SCENARIOS.register("backdoor", BackdoorScenario)
+SCENARIOS.register("leakage", LeakageScenario)
 
 
 def make_scenario(name: str, **options: Any) -> Scenario:

@@ -54,6 +54,11 @@ RESULT_COLUMNS: list[tuple[str, str, bool, int]] = [
     ("test acc %", "test_accuracy", True, 1),
     ("forgotten-class test %", "forgotten_class_test_accuracy", True, 1),
     ("MIA acc %", "mia_accuracy", True, 1),
+    ("D_r %", "feature_retain_accuracy", True, 1),
+    ("D_f %", "feature_forget_accuracy", True, 1),
+    ("D_f,clean %", "feature_clean_accuracy", True, 1),
+    ("D_r,extra %", "feature_extra_accuracy", True, 1),
+    ("attack success %", "attack_success_rate", True, 1),
 ]
 
 

@@ -18,6 +18,7 @@ derives one from a method's defaults and constraints.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -249,5 +250,87 @@ def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[
             if report(step, sum(gaps) / len(gaps)):
                 prune()
         return sum(gaps) / len(gaps)
+
+    return objective
+
+
+# -- 000's objective: selective forgetting by cross-validation ------------------------
+
+#: 000 Table S1's searched ranges (its optima: lr 4e-5..1e-4, λ_KL 4e4..3e5, λ_f 0.1..1.7).
+SELECTIVE_SPACE: dict[str, Param] = {
+    "lr": Param("lr", "float", 1e-6, 1e-2, log=True),
+    "lam_kl": Param("lam_kl", "float", 1e2, 1e6, log=True),
+    "lam_f": Param("lam_f", "float", 1e-2, 1e1, log=True),
+}
+
+
+def selective_objective(
+    model: Any,
+    splits: Any,
+    *,
+    pattern: str,
+    folds: int = 2,
+    seed: int = 0,
+    fixed: Mapping[str, Any] | None = None,
+    val_size: int = 2000,
+) -> Objective:
+    """000's cross-validated objective for ``selective_forgetting``: the mean over folds of the minimum of
+    the pattern's validation accuracies (B: D_r, D_f,clean, D_r,extra; C: D_r, D_f, D_r,extra).
+
+    Each fold holds out a different fifth of D_f / D_f,clean (000: 80/20), forgets
+    with the other four fifths, and scores on that fifth plus ``val_size`` images
+    of ``holdout_retain`` (D_r^val) and ``holdout_extra`` (T(D_r^val)). The test
+    views are never read. A model without an attached Fisher gets one computed
+    once, from the retain set, before the search.
+    """
+    from unlearnkit.gradients import attach_fisher, attached_fisher, fisher_diagonal
+    from unlearnkit.methods import make_method
+    from unlearnkit.metrics import PATTERN_TARGETS, accuracy
+    from unlearnkit.outputs import outputs_of
+
+    if pattern not in PATTERN_TARGETS:
+        raise ParameterError(f"The 'pattern' parameter must be B or C; got {pattern!r}.")
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 1 <= folds <= 5:
+        raise ParameterError(f"The 'folds' parameter must be an int in [1, 5]; got {folds!r}.")
+    missing = [v for v in ("forget_clean", "holdout_retain") if v not in splits.extras]
+    if missing:
+        raise ParameterError(f"The 'splits' parameter must carry the feature views; missing {', '.join(missing)}.")
+    # without D_r,extra examples (a user's own files may lack them) the score is the minimum of the other two
+    targets = [k for k in PATTERN_TARGETS[pattern] if k != "extra" or "holdout_extra" in splits.extras]
+    if attached_fisher(model) is None:
+        data = splits.extras.get("fisher", splits.retain)
+        model = attach_fisher(copy.deepcopy(model), fisher_diagonal(model, data), f"{data.name} view (tuning)")
+    g = torch.Generator().manual_seed(int(seed))
+    n = len(splits.forget)
+    perm = torch.randperm(n, generator=g)
+    fifths = torch.tensor_split(perm, 5)
+    clean = splits.extras["forget_clean"]
+    d_r = splits.extras["holdout_retain"]
+    pick = torch.randperm(len(d_r), generator=g)[: min(val_size, len(d_r))].sort().values
+    val = {"retain": d_r.subset(pick)}
+    if "holdout_extra" in splits.extras:
+        extra = splits.extras["holdout_extra"]
+        val["extra"] = extra.subset(pick) if len(extra) == len(d_r) else extra
+    plans = []
+    for k in range(folds):
+        held = fifths[k].sort().values
+        train_pos = perm[~torch.isin(perm, held)].sort().values
+        fold = dataclasses.replace(splits, forget_positions=splits.forget_positions[train_pos])
+        fold = fold.with_extras(forget_clean=clean.subset(train_pos, "forget_clean"))
+        plans.append((fold, {**val, "forget": splits.forget.subset(held), "clean": clean.subset(held)}))
+
+    def objective(params: dict[str, Any], report: Callable[[int, float], bool]) -> float:
+        scores = []
+        for step, (fold, views) in enumerate(plans):
+            outcome = make_method("selective_forgetting", **{**dict(fixed or {}), **params}).unlearn(
+                model, fold, seed=seed
+            )
+            accs = [accuracy(outputs_of(outcome.model, views[key])) for key in targets]
+            if any(a is None for a in accs):
+                return math.nan
+            scores.append(min(a for a in accs if a is not None))
+            if report(step, sum(scores) / len(scores)):
+                prune()
+        return sum(scores) / len(scores)
 
     return objective

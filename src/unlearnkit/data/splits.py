@@ -444,6 +444,9 @@ class Splits:
 
     @property
     def kind(self) -> str:
+        """``"classes"``, ``"samples"`` or (a feature scenario's) ``"features"``."""
+        if self.info.get("request_kind") == "features":
+            return "features"
         return "classes" if self.forget_classes else "samples"
 
     @cached_property

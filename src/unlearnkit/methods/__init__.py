@@ -7,6 +7,7 @@ from unlearnkit.methods.forsaken import Forsaken
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.retrain import Retrain
 from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
+from unlearnkit.methods.selective import RLD, RND, SelectiveForgetting, Truncation
 from unlearnkit.methods.sisa import SISA, SISADP, SISAEnsemble, train_sisa
 from unlearnkit.methods.smu import SMU, SMUModel, train_smu
 from unlearnkit.methods.two_stage import TwoStage
@@ -27,6 +28,10 @@ METHODS.register("forsaken", Forsaken)
 METHODS.register("sisa", SISA)
 METHODS.register("sisa_dp", SISADP)
 METHODS.register("smu", SMU)
+METHODS.register("rnd", RND)
+METHODS.register("rld", RLD)
+METHODS.register("truncation", Truncation)
+METHODS.register("selective_forgetting", SelectiveForgetting)
 
 # Models prepared at training time for a method, by the name their sidecar stores.
 PREPARATIONS.register("sisa", SISAEnsemble)
@@ -45,6 +50,8 @@ __all__ = [
     "METHODS",
     "NEEDS",
     "PREPARATIONS",
+    "RLD",
+    "RND",
     "SCRUB",
     "SISA",
     "SISADP",
@@ -60,7 +67,9 @@ __all__ = [
     "Retrain",
     "SISAEnsemble",
     "SMUModel",
+    "SelectiveForgetting",
     "SimilaritySCRUB",
+    "Truncation",
     "TwoStage",
     "Unlearner",
     "make_method",

@@ -26,12 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vmap
 
 from unlearnkit.data.splits import View
 from unlearnkit.errors import ParameterError
+from unlearnkit.gradients import per_sample_gradients, trainable
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.preparation import PreparedModel
 from unlearnkit.training import TrainConfig, fit
@@ -89,27 +88,6 @@ class SMUModel(PreparedModel):
         return model
 
 
-def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def per_sample_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(n, P)``: the cross-entropy gradient of each sample, flattened over the trainable parameters."""
-    params = {n: p.detach() for n, p in _trainable(model).items()}
-
-    def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
-
-    was = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            g = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
-    finally:
-        model.train(was)
-    return torch.cat([g[n].reshape(x.shape[0], -1) for n in params], dim=1)
-
-
 def train_smu(
     model: nn.Module,
     data: View,
@@ -163,7 +141,7 @@ def train_smu(
             )
         cand = rows[pos]
     inner = copy.deepcopy(model)
-    n_params = sum(p.numel() for p in _trainable(inner).values())
+    n_params = sum(p.numel() for p in trainable(inner).values())
     contributions = torch.zeros(cand.numel(), n_params)
     lookup = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
     lookup[cand] = torch.arange(cand.numel())
@@ -223,7 +201,7 @@ class SMU(Unlearner):
         delta = model.contributions[chosen].sum(0).to(ctx.device)
         with torch.no_grad():
             offset = 0
-            for p in _trainable(model.inner).values():
+            for p in trainable(model.inner).values():
                 p.add_(delta[offset : offset + p.numel()].view_as(p))
                 offset += p.numel()
         model.candidates, model.contributions = model.candidates[~chosen], model.contributions[~chosen]

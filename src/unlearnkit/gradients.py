@@ -1,0 +1,159 @@
+"""Per-sample gradients and the diagonal Fisher information, shared by ``smu`` and 000's EWC term.
+
+:func:`fisher_diagonal` is 000's eq. 7: ``F_ii = |D|⁻¹ Σ (∂θ_i L_cls(f(x), ℓ))²``
+over a dataset, computed from exact per-sample gradients (``torch.func``), in
+chunks sized so that one chunk's gradients stay under about 128 MB.
+
+A Fisher is a training-time artifact (it needs the pretraining data): attach
+it to the model with :func:`attach_fisher` — ``save_model`` then writes it to
+``fisher.safetensors`` beside the weights and ``load_model`` attaches it again —
+and read it with :func:`attached_fisher`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from unlearnkit.data.splits import View
+from unlearnkit.errors import ParameterError
+
+FISHER_ATTR = "_unlearnkit_fisher"
+FISHER_FILE = "fisher.safetensors"
+
+
+def trainable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The trainable parameters by name, in ``named_parameters`` order."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def per_sample_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(n, P)``: the cross-entropy gradient of each sample, flattened over the trainable parameters.
+
+    Taken in eval mode (exact for models without dropout or batch norm) and in
+    a forked RNG state, so it neither draws from nor changes the caller's RNG.
+    """
+    params = {n: p.detach() for n, p in trainable(model).items()}
+
+    def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            g = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    finally:
+        model.train(was)
+    return torch.cat([g[n].reshape(x.shape[0], -1) for n in params], dim=1)
+
+
+def fisher_diagonal(model: nn.Module, data: View, *, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """000 eq. 7: the mean squared per-sample gradient of each trainable parameter over ``data``.
+
+    Example:
+        >>> from unlearnkit.data import load_dataset, split_dataset
+        >>> from unlearnkit.models import build_model
+        >>> s = split_dataset(load_dataset("digits"), seed=0)
+        >>> m = build_model("mlp", (1, 8, 8), 10, seed=0, widths=(8,))
+        >>> f = fisher_diagonal(m, s.train.subset(range(20)))
+        >>> sorted(f) == sorted(n for n, _ in m.named_parameters()) and bool(f["head.bias"].ge(0).all())
+        True
+    """
+    if len(data) == 0:
+        raise ParameterError("The 'data' parameter of fisher_diagonal must hold at least one sample; got 0.")
+    dev = torch.device(device)
+    params = trainable(model)
+    fast = _linear_fisher(model, data, dev, params)
+    if fast is not None:
+        return fast
+    total = sum(p.numel() for p in params.values())
+    chunk = max(1, (1 << 25) // max(total, 1))
+    acc = torch.zeros(total, dtype=torch.float64, device=dev)
+    for rows in data.index_batches(chunk):
+        g = per_sample_gradients(model, data.x[rows].to(dev), data.y[rows].to(dev))
+        acc += g.double().pow(2).sum(0)
+    acc /= len(data)
+    out, offset = {}, 0
+    for n, p in params.items():
+        out[n] = acc[offset : offset + p.numel()].view_as(p).float().cpu()
+        offset += p.numel()
+    return out
+
+
+def _linear_fisher(
+    model: nn.Module, data: View, dev: torch.device, params: dict[str, nn.Parameter]
+) -> dict[str, torch.Tensor] | None:
+    """Exact eq. 7 for models whose trainable parameters all sit in ``nn.Linear`` layers fed (B, in) inputs.
+
+    A sample's weight gradient is the outer product δ_i a_iᵀ (δ_i: gradient at the
+    layer's output, a_i: its input), so Σ_i (δ_i a_iᵀ)² = (δ²)ᵀ(a²): one batched
+    forward / backward per chunk instead of one per sample. Returns ``None`` when
+    the model has other trainable parameters (the caller then uses per-sample gradients).
+    """
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    owned = {f"{name}.{p}" for name, m in linears.items() for p, q in m.named_parameters() if q.requires_grad}
+    if set(params) != owned:
+        return None
+    sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    captured: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+    ok = True
+
+    def hook(name: str) -> Any:
+        def fn(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            nonlocal ok
+            if inputs[0].dim() != 2:
+                ok = False
+                return
+            grads: list[torch.Tensor] = []
+            output.register_hook(lambda g: grads.append(g.detach()))
+            captured[name] = (inputs[0].detach(), grads)
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in linears.items()]
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for rows in data.index_batches(256):
+                captured.clear()
+                x, y = data.x[rows].to(dev), data.y[rows].to(dev)
+                model.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y, reduction="sum").backward()
+                if not ok:
+                    return None
+                for name, (a, grads) in captured.items():
+                    d = grads[0].double()
+                    sums[f"{name}.weight"] += d.pow(2).T @ a.double().pow(2)
+                    if f"{name}.bias" in sums:
+                        sums[f"{name}.bias"] += d.pow(2).sum(0)
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    return {n: (v / len(data)).float().cpu() for n, v in sums.items()}
+
+
+def attach_fisher(model: nn.Module, fisher: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Attach a Fisher (and a line saying which data it came from) to ``model``; returns ``model``."""
+    names = dict(model.named_parameters())
+    for n, f in fisher.items():
+        if n not in names or tuple(f.shape) != tuple(names[n].shape):
+            raise ParameterError(
+                f"The 'fisher' parameter must match the model's parameters; {n!r} does not (shape {tuple(f.shape)})."
+            )
+    setattr(model, FISHER_ATTR, ({n: f.detach().cpu() for n, f in fisher.items()}, str(source)))
+    return model
+
+
+def attached_fisher(model: nn.Module) -> tuple[dict[str, torch.Tensor], str] | None:
+    """``(fisher, source)`` attached to ``model`` (see :func:`attach_fisher`), or ``None``."""
+    value: Any = getattr(model, FISHER_ATTR, None)
+    return value if isinstance(value, tuple) else None
