@@ -511,6 +511,10 @@ def render(record: dict) -> str:
         "SISA retrains all of them (from their earliest affected slice) and its speed-up is about 1x or below.",
         "* SMU here is exact bookkeeping of SGD's per-sample displacements (momentum included) plus one epoch; 003 "
         "gives no formula, so its numbers may not be comparable.",
+        "* SISA-DP (Opacus per-sample gradients, roughly 40x the cost per sample of plain training on this CPU) ran "
+        "for the first seed only. In the published run its training and unlearning seconds were measured while "
+        "another job shared the 2 cores for part of the time, so they overstate its cost (by up to about 2x); its "
+        "FR / accuracy figures are unaffected.",
         "* Not run: the text task (time), the reverse OOD direction (Fashion-MNIST target; the scenario supports "
         "it: `--scenario-set source_dataset=mnist` with `--dataset fashion_mnist`).",
     ]
