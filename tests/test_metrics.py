@@ -86,9 +86,12 @@ def test_mia_nonmembers_come_from_forget_classes(trained_mlp, class_splits, samp
 
 def test_evaluate_class_request(trained_mlp, class_splits):
     m = evaluate(collect(trained_mlp, class_splits), seed=0)
-    # need the mislabel or poison scenario
+    # need the mislabel or poison scenario, or (000's feature metrics) a feature request
     scenario_only = {"forget_true_label_accuracy", "interclass_confusion", "poisoned_class_test_recall"}
-    assert set(m) == set(METRICS.names()) - scenario_only
+    feature_only = {n for n, metric in METRICS.items() if metric.kinds == frozenset({"features"})}
+    assert set(m) == set(METRICS.names()) - scenario_only - feature_only
+    assert feature_only == {"feature_retain_accuracy", "feature_forget_accuracy", "feature_clean_accuracy",
+                            "feature_extra_accuracy", "attack_success_rate", "pattern_score"}  # fmt: skip
     for k in ("forget_accuracy", "retain_accuracy", "test_accuracy", "forgotten_class_test_accuracy", "mia_accuracy"):
         assert 0.0 <= m[k] <= 1.0
     assert m["forget_accuracy"] > 0.8  # trained model still knows class 3
@@ -182,3 +185,13 @@ def test_loss_roc_on_hand_made_losses():
     assert len(mixed[1]) == len(ROC_FPR_GRID) == 51 and mixed[1][-1] == 1.0
     assert all(a <= b for a, b in zip(mixed[1], mixed[1][1:], strict=False))
     assert loss_roc(members, torch.tensor([])) is None
+
+
+def test_feature_metrics_on_a_feature_request(trained_mlp, feature_splits):
+    m = evaluate(collect(trained_mlp, feature_splits), seed=0)
+    assert {"feature_retain_accuracy", "attack_success_rate", "pattern_score"} <= set(m)
+    assert "mia_accuracy" not in m  # the samples are kept: membership is not the question
+    keep = ("feature_retain_accuracy", "feature_clean_accuracy", "feature_extra_accuracy")  # pattern B
+    assert m["pattern_score"] == min(m[k] for k in keep)
+    # a model trained on clean digits: the stamp barely matters, so the clean images are recognised
+    assert m["feature_clean_accuracy"] > 0.9 and m["attack_success_rate"] < 0.2
