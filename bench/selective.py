@@ -29,6 +29,7 @@ from unlearnkit import TrainConfig, make_method
 from unlearnkit.artifacts import clean_json, write_bytes_atomic, write_text_atomic
 from unlearnkit.data import ForgetRequest, Splits, load_dataset, split_dataset
 from unlearnkit.env import environment
+from unlearnkit.errors import DivergenceError
 from unlearnkit.features import training_fisher
 from unlearnkit.metrics import FEATURE_VIEWS, accuracy, evaluate
 from unlearnkit.models import build_model
@@ -133,6 +134,32 @@ def feature_case(ds: Any, transform: str, seed: int, tuned: dict[str, Any]) -> d
     return out
 
 
+# 000 Table S1's published optimum for Fashion-MNIST, tile (patterns B and C): run as they are, no search
+TABLE_S1 = {"B": {"lr": 9.98345e-5, "lam_kl": 3.56290e4, "lam_f": 1.73782},
+            "C": {"lr": 5.18005e-5, "lam_kl": 2.98540e5, "lam_f": 0.11402}}  # fmt: skip
+
+
+def paper_settings_case(ds: Any, seed: int) -> dict[str, Any]:
+    """CE+Fisher+RLD on Fashion-MNIST tile with 000's own published settings instead of our small search."""
+    split = split_dataset(ds, seed=seed)
+    base = make_scenario("backdoor", transform="tile", target_class=TARGET).prepare(split, seed=seed)
+    original = build(ds, seed)
+    fit(original, base.train, RECIPE, seed=seed)
+    original.eval()
+    training_fisher(original, base)
+    out: dict[str, Any] = {"original": evaluate(collect(original, base), seed=seed)}
+    for pattern, settings in TABLE_S1.items():
+        name = "backdoor" if pattern == "B" else "leakage"
+        splits = make_scenario(name, transform="tile", target_class=TARGET).prepare(split, seed=seed)
+        try:
+            o = make_method("selective_forgetting", **settings, epochs=EPOCHS).unlearn(original, splits, seed=seed)
+        except DivergenceError as exc:  # a finding, not a crash: 000's λ_KL·lr is calibrated to its own Fisher
+            out[pattern] = {"diverged": str(exc), "settings": settings}
+            continue
+        out[pattern] = {**evaluate(collect(o.model, splits), seed=seed), "seconds": o.seconds, "settings": settings}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
@@ -140,6 +167,7 @@ def main() -> None:
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="tiny settings to check the script end to end")
+    ap.add_argument("--resume", action="store_true", help="start from the finished JSON; run only what it lacks")
     args = ap.parse_args()
     json_path = args.out.with_suffix(".json")
     if args.render_only:
@@ -152,7 +180,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = json_path.with_suffix(".partial.json")
-    record: dict[str, Any] = json.loads(partial.read_text()) if partial.exists() else {"cases": {}, "tuned": {}}
+    record: dict[str, Any] = {"cases": {}, "tuned": {}}
+    if partial.exists():
+        record = json.loads(partial.read_text())
+    elif args.resume and json_path.exists():
+        record = json.loads(json_path.read_text())
     record.update(env=environment(torch.device("cpu")), recipe=RECIPE.to_dict(), model=MODEL, search=SEARCH,
                   epochs=EPOCHS)  # fmt: skip
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -172,6 +204,13 @@ def main() -> None:
                 say(f"{key}: patterns B and C")
                 record["cases"][key] = feature_case(ds, transform, seed, record["tuned"])
                 partial.write_text(json.dumps(clean_json(record)))
+    fm = load_dataset("fashion_mnist")
+    for seed in seeds:
+        key = f"paper_settings/{seed}"
+        if key not in record["cases"]:
+            say(f"{key}: Fashion-MNIST tile with 000's Table S1 settings")
+            record["cases"][key] = paper_settings_case(fm, seed)
+            partial.write_text(json.dumps(clean_json(record)))
     record["total_seconds"] = time.perf_counter() - start + record.get("total_seconds", 0.0)
     write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
     partial.unlink(missing_ok=True)
@@ -270,6 +309,91 @@ def plot(record: dict, dataset: str, transform: str, pattern: str, out: Path) ->
     return name
 
 
+def paper_settings_section(record: dict) -> list[str]:
+    cs = [v for k, v in record["cases"].items() if k.startswith("paper_settings/")]
+    if not cs:
+        return []
+    rows = [["original (backdoored)", *(pct([c["original"][k] for c in cs]) for _, k in METRIC_COLS)]]
+    for pattern in ("B", "C"):
+        ok = [c[pattern] for c in cs if "diverged" not in c[pattern]]
+        label = f"CE+Fisher+RLD, pattern {pattern}, 000's settings"
+        if len(ok) < len(cs):
+            label += f" ({len(cs) - len(ok)} of {len(cs)} runs diverged: non-finite loss)"
+        rows.append([label, *(pct([r[k] for r in ok]) if ok else "diverged" for _, k in METRIC_COLS)])
+    s1 = ", ".join(f"{p}: lr {v['lr']:.3g}, λ_KL {v['lam_kl']:.3g}, λ_f {v['lam_f']:.3g}" for p, v in TABLE_S1.items())
+    return [
+        "## Fashion-MNIST, tile, with 000's own settings (Table S1)",
+        "",
+        f"The same forgetting with the settings 000 published for this set-up ({s1}), no search; "
+        f"{len(cs)} seeds, fresh originals.",
+        "",
+        markdown_table(["model", *(f"{h} %" for h, _ in METRIC_COLS)], rows),
+        "",
+    ]
+
+
+def differences(record: dict) -> list[str]:
+    """The findings, computed from the record."""
+    out = ["## What reproduces and what does not", ""]
+    fm = cases(record, "fashion_mnist", "tile")
+    a = cases(record, "fashion_mnist", "A")
+    if a:
+        rld = pct([c["rows"]["rld"][0] for c in a])
+        rnd = pct([c["rows"]["rnd"][0] for c in a])
+        out.append(
+            f"* **Table 2 (pattern A) partly reproduces.** At 000's settings RND takes class 0 on Fashion-MNIST to "
+            f"{rnd}% (000: 14.4%) and RLD to {rld}% (000: 1.2%); the other classes keep "
+            f"{pct([c['rows']['rld'][1] for c in a])}% with RLD (000: 81.9%) and "
+            f"{pct([c['rows']['rnd'][1] for c in a])}% "
+            "with RND (000: 79.3%). 000 found RLD the more forgetful and steadier of the two; here RLD is steadier on "
+            "the other classes but forgets class 0 less in 10 epochs at lr 1e-5. Truncation keeps the other classes "
+            "best, as in 000."
+        )
+    if fm:
+        full = [c["B"]["CE+Fisher+RLD"] for c in fm]
+        ce = [c["B"]["CE"] for c in fm]
+        out.append(
+            "* **Figure 4's main claim reproduces:** on every set-up CE and CE+Fisher leave the feature in place "
+            "(D_r,extra stays near 0%, the backdoor fires on nearly every stamped image) while CE+Fisher+RLD makes "
+            "the model stop using it: on Fashion-MNIST tile, pattern B, D_r,extra "
+            f"{pct([x['feature_extra_accuracy'] for x in ce])}% "
+            f"(CE) vs {pct([x['feature_extra_accuracy'] for x in full])}% — as high as the model retrained on clean "
+            "data "
+            f'({pct([c["retrain"]["feature_extra_accuracy"] for c in fm])}%) — and 000\'s "around 50%".'
+        )
+        drop = 100 * (np.mean([c["original"]["feature_retain_accuracy"] for c in fm]) -
+                      np.mean([x["feature_retain_accuracy"] for x in full]))  # fmt: skip
+        out.append(
+            f"* **The D_r bar is not met on Fashion-MNIST tile B:** D_r falls {drop:.1f} points. The search maximises "
+            "000's objective, the *minimum* of the D_r, D_f,clean and D_r,extra validation accuracies; once D_r,extra "
+            "(≈ 50–60%) is the minimum, a D_r of 70% scores the same as one of 87%, so nothing in the objective "
+            "protects "
+            "D_r. With only 8 trials — fewer than the TPE sampler's 10 random start-up trials, so each set-up drew the "
+            "same 8 seeded candidates — the chosen λ_KL was 120 (weak EWC). On MNIST the same procedure keeps D_r "
+            "within "
+            "about 1 point (tables above)."
+        )
+        ps = [v for k, v in record["cases"].items() if k.startswith("paper_settings/")]
+        ok_b = [c["B"] for c in ps if "diverged" not in c["B"]]
+        if ok_b:
+            drop_s1 = 100 * (np.mean([c["original"]["feature_retain_accuracy"] for c in ps]) -
+                             np.mean([x["feature_retain_accuracy"] for x in ok_b]))  # fmt: skip
+            diverged_c = sum("diverged" in c["C"] for c in ps)
+            out.append(
+                f"* **000's own settings (Table S1) do not meet the bar either:** pattern B loses {drop_s1:.1f} points "
+                f"of D_r (D_r,extra {pct([x['feature_extra_accuracy'] for x in ok_b])}%), and pattern C's "
+                f"(lr 5.2e-5 with λ_KL 3e5) diverged in {diverged_c} of {len(ps)} runs: the EWC step lr·λ_KL·F is "
+                "too stiff for our Fisher, whose scale depends on the network and its training, which 000 does not "
+                "fully give. Keeping D_r within 5 points here would need an objective that also rewards D_r (e.g. a "
+                "floor on it) or a larger search; neither was run."
+            )
+    out.append(
+        "* **Not run:** the color transform (no RGB data installed); 000's full-width network and 200 × 5-fold search "
+        "(budget; see the set-up paragraph)."
+    )
+    return out
+
+
 def render_all(record: dict, out: Path) -> None:
     fm = cases(record, "fashion_mnist", "tile")
     head_lines = []
@@ -283,12 +407,26 @@ def render_all(record: dict, out: Path) -> None:
         extra_ce = 100 * np.mean([x["feature_extra_accuracy"] for x in ce])
         ok = drop <= 5 and extra_full > extra_ce
         head_lines = [
-            f"* **Fashion-MNIST, tile, pattern B (the issue's bar):** CE+Fisher+RLD keeps D_r accuracy "
-            f"{'within' if drop <= 5 else 'NOT within'} 5 points of the original (drop {drop:.1f} points) and raises "
+            f"* **Fashion-MNIST, tile, pattern B (the issue's bar):** CE+Fisher+RLD loses {drop:.1f} points of D_r "
+            f"accuracy ({'within' if drop <= 5 else 'more than'} the 5 allowed) and raises "
             f"D_r,extra to {extra_full:.1f}% vs {extra_ce:.1f}% for CE alone — the bar is "
             f"{'met' if ok else 'not met'}. Attack success: original "
-            f"{pct([x['attack_success_rate'] for x in o])}% → {pct([x['attack_success_rate'] for x in full])}%.",
+            f"{pct([x['attack_success_rate'] for x in o])}% → {pct([x['attack_success_rate'] for x in full])}% "
+            f"(retrained on clean data: {pct([c['retrain']['attack_success_rate'] for c in fm])}%), in "
+            f"{np.mean([x['seconds'] for x in full]):.1f} s vs {np.mean([c['retrain']['seconds'] for c in fm]):.0f} s "
+            "for retraining.",
         ]
+        mn = cases(record, "mnist", "tile")
+        if mn:
+            full_m = [c["B"]["CE+Fisher+RLD"] for c in mn]
+            head_lines.append(
+                f"* **MNIST, tile, pattern B:** D_r {pct([c['original']['feature_retain_accuracy'] for c in mn])}% → "
+                f"{pct([x['feature_retain_accuracy'] for x in full_m])}%, D_r,extra "
+                f"{pct([c['original']['feature_extra_accuracy'] for c in mn])}% → "
+                f"{pct([x['feature_extra_accuracy'] for x in full_m])}%, attack success "
+                f"{pct([c['original']['attack_success_rate'] for c in mn])}% → "
+                f"{pct([x['attack_success_rate'] for x in full_m])}%."
+            )
     lines = [
         "# Selective forgetting at a finer level than samples (000)",
         "",
@@ -337,14 +475,8 @@ def render_all(record: dict, out: Path) -> None:
                     lines += [f"Searched settings: lr {bp['lr']:.3g}, λ_KL {bp['lam_kl']:.3g}, λ_f {bp['lam_f']:.3g} "
                               f"(cross-validated minimum accuracy {tuned['best_value']:.3f}, "
                               f"{tuned['seconds']:.0f} s).", ""]  # fmt: skip
-    lines += [
-        "## Where this differs from the paper",
-        "",
-        "* 000 reports (Fashion-MNIST tile, Fig. 4) D_r,extra rising to around 50% with CE+Fisher+RLD; compare the "
-        "tables above. Our network is narrower (width 256) and trained for 10 epochs, and our search is 25x smaller.",
-        "* Pattern A at 000's settings (λ_KL = 1e5, lr = 1e-5) barely moves our models in 10 epochs (Table 2 above): "
-        "those values are tied to 000's Fisher scale and training length, which the paper does not give.",
-    ]
+    lines += paper_settings_section(record)
+    lines += differences(record)
     write_text_atomic(out, "\n".join(lines) + "\n")
 
 
