@@ -24,7 +24,6 @@ Nothing here is tuned on test data: Forsaken runs at its defaults; the λ sweep
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
 from unlearnkit.artifacts import clean_json, write_text_atomic
 from unlearnkit.attacks import (
@@ -252,12 +252,7 @@ def overfit_oracle_check(seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--out", type=Path, default=PAGE)
-    ap.add_argument("--render-only", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--smoke", action="store_true", help="1 epoch, 2x2 shards: check the script end to end (minutes)")
+    ap = results_parser(__doc__, PAGE, "1 epoch, 2x2 shards: check the script end to end (minutes)")
     args = ap.parse_args()
     if args.smoke:
         global RECIPE, SISA, POISON
@@ -310,15 +305,6 @@ def main() -> None:
 
 
 # -- rendering --------------------------------------------------------------------
-
-
-def pct(values: list[float | None], digits: int = 1) -> str:
-    if not values:
-        return "–"
-    m, s = mean_std([None if v is None else 100 * v for v in values])
-    if m is None:
-        return "undefined"
-    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
 
 
 def num(values: list[float | None], digits: int = 2) -> str:

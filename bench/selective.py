@@ -15,7 +15,6 @@ so it is not run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
 from unlearnkit.artifacts import clean_json, write_bytes_atomic, write_text_atomic
 from unlearnkit.data import ForgetRequest, Splits, load_dataset, split_dataset
@@ -35,7 +35,7 @@ from unlearnkit.metrics import FEATURE_VIEWS, accuracy, evaluate
 from unlearnkit.models import build_model
 from unlearnkit.outputs import collect, outputs_of
 from unlearnkit.scenarios import make_scenario
-from unlearnkit.tables import markdown_table, mean_std
+from unlearnkit.tables import markdown_table
 from unlearnkit.training import fit
 from unlearnkit.tuning import SELECTIVE_SPACE, search, selective_objective
 
@@ -161,12 +161,7 @@ def paper_settings_case(ds: Any, seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--out", type=Path, default=PAGE)
-    ap.add_argument("--render-only", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--smoke", action="store_true", help="tiny settings to check the script end to end")
+    ap = results_parser(__doc__, PAGE, "tiny settings to check the script end to end")
     ap.add_argument("--resume", action="store_true", help="start from the finished JSON; run only what it lacks")
     args = ap.parse_args()
     json_path = args.out.with_suffix(".json")
@@ -219,13 +214,6 @@ def main() -> None:
 
 
 # -- rendering --------------------------------------------------------------------
-
-
-def pct(values: list[float | None]) -> str:
-    m, s = mean_std([None if v is None else 100 * v for v in values])
-    if m is None:
-        return "undefined"
-    return f"{m:.1f}" + (f" ± {s:.1f}" if s is not None else "")
 
 
 def cases(record: dict, dataset: str, what: str) -> list[dict]:

@@ -24,7 +24,7 @@ from unlearnkit.methods import Outcome, Retrain, make_method
 from unlearnkit.metrics import accuracy, evaluate, gap
 from unlearnkit.models import MODELS, build_model
 from unlearnkit.outputs import Collected, collect
-from unlearnkit.scenarios import make_scenario
+from unlearnkit.scenarios import SCENARIOS, make_scenario
 from unlearnkit.tables import mean_std, results_table
 from unlearnkit.training import TrainConfig, fit
 
@@ -118,8 +118,9 @@ class ExperimentResult:
                 f"(train-test gap {100 * gap_:.1f} points); seeds {seeds}; "
                 f"n_forget {self.data[0]['n_forget']}, n_retain {self.data[0]['n_retain']}"
             )
-        if self.config.scenario in ("backdoor", "leakage"):
-            keep = "D_r, D_f,clean, D_r,extra" if self.config.scenario == "backdoor" else "D_r, D_f, D_r,extra"
+        if SCENARIOS.get(self.config.scenario).kind == "features":
+            pattern = getattr(SCENARIOS.get(self.config.scenario), "pattern", "B")
+            keep = "D_r, D_f,clean, D_r,extra" if pattern == "B" else "D_r, D_f, D_r,extra"
             lines.append(
                 f"goal (000): keep {keep} high and the attack success low; retrain = trained on clean data; "
                 "speed-up = retrain seconds / method seconds"

@@ -61,7 +61,7 @@ class Transform:
         return self.fn(images.clone(), float(high))
 
 
-def _scale(size: int, base: int, extent: int) -> int:
+def _scale(base: int, extent: int) -> int:
     """``base`` pixels on a 28-pixel side, scaled to ``extent`` pixels (at least 1)."""
     return max(1, round(base * extent / 28))
 
@@ -69,7 +69,7 @@ def _scale(size: int, base: int, extent: int) -> int:
 def line(images: torch.Tensor, high: float) -> torch.Tensor:
     """A 4×1 vertical segment at the middle of the left edge set to ``high`` (4 px at 28 px)."""
     h = images.shape[2]
-    length = _scale(h, 4, h)
+    length = _scale(4, h)
     top = (h - length) // 2
     images[:, :, top : top + length, 0] = high
     return images
@@ -85,7 +85,7 @@ def tile_positions(h: int, w: int, size: int, count: int = 5, seed: int = 0) -> 
 def tile(images: torch.Tensor, high: float) -> torch.Tensor:
     """Five 4×4 patches (at 28 px) set to ``high``, scattered at fixed seeded positions."""
     h, w = images.shape[2], images.shape[3]
-    size = _scale(h, 4, min(h, w))
+    size = _scale(4, min(h, w))
     for top, left in tile_positions(h, w, size):
         images[:, :, top : top + size, left : left + size] = high
     return images

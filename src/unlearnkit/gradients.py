@@ -12,7 +12,7 @@ and read it with :func:`attached_fisher`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -72,16 +72,36 @@ def fisher_diagonal(model: nn.Module, data: View, *, device: str | torch.device 
     fast = _linear_fisher(model, data, dev, params)
     if fast is not None:
         return fast
-    total = sum(p.numel() for p in params.values())
-    chunk = max(1, (1 << 25) // max(total, 1))
+    return {
+        n: f.float().cpu() for n, f in unflatten(per_sample_mean(model, data, torch.square, device=dev), params).items()
+    }
+
+
+def per_sample_mean(
+    model: nn.Module,
+    data: View,
+    reduce: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """``mean_i reduce(g_i)`` over ``data``'s per-sample gradients, flat (float64), in memory-bounded chunks.
+
+    ``torch.square`` gives eq. 7's Fisher; ``torch.abs`` Forsaken's ω (003 eq. 6).
+    """
+    dev = torch.device(device)
+    total = sum(p.numel() for p in trainable(model).values())
+    chunk = max(1, (1 << 25) // max(total, 1))  # one chunk's gradients stay under about 128 MB
     acc = torch.zeros(total, dtype=torch.float64, device=dev)
     for rows in data.index_batches(chunk):
-        g = per_sample_gradients(model, data.x[rows].to(dev), data.y[rows].to(dev))
-        acc += g.double().pow(2).sum(0)
-    acc /= len(data)
+        acc += reduce(per_sample_gradients(model, data.x[rows].to(dev), data.y[rows].to(dev)).double()).sum(0)
+    return acc / max(len(data), 1)
+
+
+def unflatten(flat: torch.Tensor, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Split a flat vector over ``params`` (in their order) into tensors of their shapes."""
     out, offset = {}, 0
     for n, p in params.items():
-        out[n] = acc[offset : offset + p.numel()].view_as(p).float().cpu()
+        out[n] = flat[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
     return out
 

@@ -422,7 +422,7 @@ def required_splits(splits: Splits, metrics: Sequence[str] | None = None) -> lis
 def evaluate(collected: Collected, metrics: Sequence[str] | None = None, *, seed: int = 0) -> dict[str, MetricValue]:
     """Compute the named metrics (default: all that apply to the request kind and
     whose splits were collected)."""
-    kind = str(collected.info.get("request_kind", "classes" if collected.forget_classes else "samples"))
+    kind = collected.kind
     if metrics is None:
         names = _applicable(kind, {n.partition("@")[0] for n in collected.outputs}, collected.info)
         names = [n for n in names if all(r in collected for r in METRICS.get(n).requires)]

@@ -77,6 +77,13 @@ class Collected:
     def remaining_classes(self) -> list[int]:
         return [c for c in range(self.num_classes) if c not in self.forget_classes]
 
+    @property
+    def kind(self) -> str:
+        """The request kind, as :attr:`Splits.kind <unlearnkit.data.Splits.kind>` gives it."""
+        from unlearnkit.data.splits import request_kind
+
+        return request_kind(self.forget_classes, self.info)
+
 
 def _hflip(x: torch.Tensor) -> torch.Tensor:
     return x.flip(-1)

@@ -283,8 +283,9 @@ def selective_objective(
     views are never read. A model without an attached Fisher gets one computed
     once, from the retain set, before the search.
     """
-    from unlearnkit.gradients import attach_fisher, attached_fisher, fisher_diagonal
+    from unlearnkit.gradients import attach_fisher, attached_fisher
     from unlearnkit.methods import make_method
+    from unlearnkit.methods.selective import unlearning_time_fisher
     from unlearnkit.metrics import PATTERN_TARGETS, accuracy
     from unlearnkit.outputs import outputs_of
 
@@ -297,9 +298,9 @@ def selective_objective(
         raise ParameterError(f"The 'splits' parameter must carry the feature views; missing {', '.join(missing)}.")
     # without D_r,extra examples (a user's own files may lack them) the score is the minimum of the other two
     targets = [k for k in PATTERN_TARGETS[pattern] if k != "extra" or "holdout_extra" in splits.extras]
-    if attached_fisher(model) is None:
-        data = splits.extras.get("fisher", splits.retain)
-        model = attach_fisher(copy.deepcopy(model), fisher_diagonal(model, data), f"{data.name} view (tuning)")
+    if attached_fisher(model) is None:  # computed once for all trials, not once per trial
+        fisher, source, _ = unlearning_time_fisher(model, splits)
+        model = attach_fisher(copy.deepcopy(model), fisher, source)
     g = torch.Generator().manual_seed(int(seed))
     n = len(splits.forget)
     perm = torch.randperm(n, generator=g)

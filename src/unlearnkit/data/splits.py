@@ -360,6 +360,13 @@ class ForgetRequest:
         return torch.cat(chosen)
 
 
+def request_kind(forget_classes: Sequence[int], info: Mapping[str, Any]) -> str:
+    """The request kind: ``"features"`` when a scenario says so (000), else classes or samples."""
+    if info.get("request_kind") == "features":
+        return "features"
+    return "classes" if forget_classes else "samples"
+
+
 @dataclass(frozen=True, eq=False)
 class Splits:
     """Retain / forget / holdout / test views for one forget request.
@@ -445,9 +452,7 @@ class Splits:
     @property
     def kind(self) -> str:
         """``"classes"``, ``"samples"`` or (a feature scenario's) ``"features"``."""
-        if self.info.get("request_kind") == "features":
-            return "features"
-        return "classes" if self.forget_classes else "samples"
+        return request_kind(self.forget_classes, self.info)
 
     @cached_property
     def forget(self) -> View:

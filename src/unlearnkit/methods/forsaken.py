@@ -38,6 +38,7 @@ from torch import nn
 from torch.func import functional_call
 
 from unlearnkit.errors import DivergenceError
+from unlearnkit.gradients import per_sample_mean, trainable, unflatten
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.outputs import outputs_of
 from unlearnkit.validation import Boolean, Constraint, Interval
@@ -110,7 +111,7 @@ class Forsaken(Unlearner):
         p = class_posteriors(ref_out.logits, splits.num_classes).float().to(ctx.device)
         xf, yf = (t.to(ctx.device) for t in splits.forget.tensors())
         target = p[yf]
-        params = {n: q for n, q in model.named_parameters() if q.requires_grad}
+        params = trainable(model)
         omega = self._omega(model, params, ctx)
         history = []
         model.eval()  # posteriors as the deployed model computes them
@@ -163,18 +164,9 @@ class Forsaken(Unlearner):
             return {n: torch.ones_like(q) for n, q in params.items()}
         retain = ctx.splits.retain
         pick = torch.randperm(len(retain), generator=ctx.generator)[: self.penalty_set_size]
-        x0, y0 = (t.to(ctx.device) for t in retain.subset(pick).tensors())
         ctx.count("retain", int(pick.numel()))
-        acc = {n: torch.zeros_like(q) for n, q in params.items()}
-        model.eval()
-        for i in range(x0.shape[0]):  # per-sample |gradient|, as eq. 6 averages absolute values
-            model.zero_grad()
-            F.cross_entropy(model(x0[i : i + 1]), y0[i : i + 1]).backward()
-            for n, q in params.items():
-                if q.grad is not None:
-                    acc[n] += q.grad.abs()
-        model.zero_grad()
-        total = sum(a.sum() for a in acc.values())
-        count = sum(a.numel() for a in acc.values())
-        mean = float(total) / max(count, 1) if float(total) > 0 else 1.0
-        return {n: (a / x0.shape[0]) / (mean / x0.shape[0]) for n, a in acc.items()}
+        # per-sample |gradient|, as eq. 6 averages absolute values
+        omega = per_sample_mean(model, retain.subset(pick), torch.abs, device=ctx.device)
+        mean = float(omega.mean())
+        omega = omega / mean if mean > 0 else omega
+        return {n: w.float() for n, w in unflatten(omega, params).items()}

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.data.splits import View
+from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import DivergenceError, ParameterError
 from unlearnkit.gradients import attached_fisher, fisher_diagonal
 from unlearnkit.methods.base import Context, Unlearner
@@ -54,6 +54,23 @@ def random_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator,
         return torch.randint(0, num_classes, y.shape, generator=generator).to(y.device)
     u = torch.randint(0, num_classes - 1, y.shape, generator=generator).to(y.device)
     return u + (u >= y).long()
+
+
+def unlearning_time_fisher(
+    model: nn.Module, splits: Splits, *, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], str, View]:
+    """The Fisher of a model that has none attached: from the extra view ``fisher`` if given, else the retain set.
+
+    Returns the Fisher, a line saying where it came from, and the data used.
+    """
+    start = time.perf_counter()
+    data = splits.extras.get("fisher", splits.retain)
+    fisher = fisher_diagonal(model, data, device=device)
+    name = "fisher" if "fisher" in splits.extras else "retain"
+    source = (
+        f"computed at unlearning time from the {name} view ({len(data)} samples, {time.perf_counter() - start:.1f}s)"
+    )
+    return fisher, source, data
 
 
 class _Objective(Unlearner):
@@ -93,14 +110,9 @@ class _Objective(Unlearner):
         if found is not None:
             ctx.diagnostics["fisher_source"] = f"attached at training time: {found[1]}"
             return {n: f.to(ctx.device) for n, f in found[0].items()}
-        start = time.perf_counter()
-        data = ctx.splits.extras.get("fisher", ctx.splits.retain)
-        fisher = fisher_diagonal(model, data, device=ctx.device)
+        fisher, source, data = unlearning_time_fisher(model, ctx.splits, device=ctx.device)
         ctx.count("extra" if "fisher" in ctx.splits.extras else "retain", len(data))
-        ctx.diagnostics["fisher_source"] = (
-            f"computed at unlearning time from the {'fisher' if 'fisher' in ctx.splits.extras else 'retain'} "
-            f"view ({len(data)} samples, {time.perf_counter() - start:.1f}s)"
-        )
+        ctx.diagnostics["fisher_source"] = source
         return {n: f.to(ctx.device) for n, f in fisher.items()}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

@@ -30,7 +30,7 @@ from torch import nn
 
 from unlearnkit.data.splits import View
 from unlearnkit.errors import ParameterError
-from unlearnkit.gradients import per_sample_gradients, trainable
+from unlearnkit.gradients import per_sample_gradients, trainable, unflatten
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.preparation import PreparedModel
 from unlearnkit.training import TrainConfig, fit
@@ -199,11 +199,10 @@ class SMU(Unlearner):
             )
         chosen = torch.isin(model.candidates, forget)
         delta = model.contributions[chosen].sum(0).to(ctx.device)
+        params = trainable(model.inner)
         with torch.no_grad():
-            offset = 0
-            for p in trainable(model.inner).values():
-                p.add_(delta[offset : offset + p.numel()].view_as(p))
-                offset += p.numel()
+            for n, d in unflatten(delta, params).items():
+                params[n].add_(d)
         model.candidates, model.contributions = model.candidates[~chosen], model.contributions[~chosen]
         if self.extra_epochs:
             config = TrainConfig(**{**model.config.to_dict(), "epochs": self.extra_epochs})

@@ -1,0 +1,29 @@
+"""Helpers shared by the results scripts in bench/ (each writes one docs/results page)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unlearnkit.tables import mean_std
+
+
+def results_parser(doc: str | None, page: Path, smoke: str) -> argparse.ArgumentParser:
+    """The options every results script takes: seeds, output page, re-render, threads, smoke run."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--out", type=Path, default=page)
+    ap.add_argument("--render-only", action="store_true", help="re-render the page from its JSON")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help=smoke)
+    return ap
+
+
+def pct(values: list[float | None], digits: int = 1) -> str:
+    """Shares as percent, mean ± std over seeds; "–" for no runs, "undefined" when none is defined."""
+    if not values:
+        return "–"
+    m, s = mean_std([None if v is None else 100 * v for v in values])
+    if m is None:
+        return "undefined"
+    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
