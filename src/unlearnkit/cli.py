@@ -477,6 +477,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             from unlearnkit.data import ForgetRequest
 
+            if not Path(text).is_file():
+                raise ParameterError(
+                    "The '--smu-candidates' parameter must be a count, a comma list of positions or an existing "
+                    f"file of positions; got {text!r}."
+                )
             candidates = list(ForgetRequest.from_file(text).indices or ())
         model = train_smu(
             model, splits.train, config, candidates=candidates, seed=args.seed, device=device, progress=_progress(args)
