@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearnkit.tables import mean_std
+from unlearnkit.reporting.tables import mean_std
 
 
 def results_parser(doc: str | None, page: Path, smoke: str) -> argparse.ArgumentParser:

@@ -34,14 +34,14 @@ from unlearnkit import (
     make_method,
     run_experiment,
 )
-from unlearnkit.artifacts import clean_json, write_text_atomic
+from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.data import split_dataset
+from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.env import environment
 from unlearnkit.errors import DivergenceError
-from unlearnkit.experiment import build_record
-from unlearnkit.metrics import accuracy
-from unlearnkit.scenarios import make_scenario
-from unlearnkit.tables import fmt_value, mean_std
+from unlearnkit.evaluation.metrics import accuracy
+from unlearnkit.reporting.tables import fmt_value, mean_std
+from unlearnkit.running.experiment import build_record
 
 TUNING_SEED = 100
 METHODS = ("finetune", "neggrad_plus", "scrub", "scrub_attention", "scrub_similarity", "two_stage")

@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from unlearnkit import TrainConfig
-from unlearnkit.artifacts import clean_json, write_text_atomic
+from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.env import environment
-from unlearnkit.executor import make_executor, raise_failures
 from unlearnkit.optional import optional_import
-from unlearnkit.populations import Population, PopulationConfig, load_member
+from unlearnkit.running.executor import make_executor, raise_failures
+from unlearnkit.running.populations import Population, PopulationConfig, load_member
 
 CONFIG = PopulationConfig(
     dataset="mnist",

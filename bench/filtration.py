@@ -24,18 +24,18 @@ import numpy as np
 import torch
 
 from unlearnkit import TrainConfig, make_method
-from unlearnkit.artifacts import clean_json, write_text_atomic
+from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.env import environment
-from unlearnkit.executor import Executor, make_executor
-from unlearnkit.inversion import model_inversion
-from unlearnkit.populations import (
+from unlearnkit.evaluation.inversion import model_inversion
+from unlearnkit.evaluation.weak import bayes_advantage
+from unlearnkit.running.executor import Executor, make_executor
+from unlearnkit.running.populations import (
     Population,
     PopulationConfig,
     load_member,
     remaining_predictions,
     weak_unlearning,
 )
-from unlearnkit.weak import bayes_advantage
 
 CLASSIFIERS = ("knn", "random_forest", "adaboost")
 SHORT = {"knn": "NN", "random_forest": "RF", "adaboost": "AB"}

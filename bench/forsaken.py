@@ -35,8 +35,14 @@ import torch
 
 from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
-from unlearnkit.artifacts import clean_json, write_text_atomic
-from unlearnkit.attacks import (
+from unlearnkit.core.artifacts import clean_json, write_text_atomic
+from unlearnkit.core.models import build_model
+from unlearnkit.core.training import fit
+from unlearnkit.data import load_dataset, split_dataset
+from unlearnkit.data.scenarios import make_scenario
+from unlearnkit.data.splits import DataSplit, ForgetRequest, Splits, View
+from unlearnkit.env import environment
+from unlearnkit.evaluation.attacks import (
     catastrophic_forgetting_rate,
     forgetting_rate,
     make_attack,
@@ -44,16 +50,10 @@ from unlearnkit.attacks import (
     roc_summary,
     train_shadow_oracle,
 )
-from unlearnkit.data import load_dataset, split_dataset
-from unlearnkit.data.splits import DataSplit, ForgetRequest, Splits, View
-from unlearnkit.env import environment
+from unlearnkit.evaluation.metrics import accuracy
+from unlearnkit.evaluation.outputs import Outputs, outputs_of
 from unlearnkit.methods import train_sisa, train_smu
-from unlearnkit.metrics import accuracy
-from unlearnkit.models import build_model
-from unlearnkit.outputs import Outputs, outputs_of
-from unlearnkit.scenarios import make_scenario
-from unlearnkit.tables import markdown_table, mean_std
-from unlearnkit.training import fit
+from unlearnkit.reporting.tables import markdown_table, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results" / "forsaken.md"

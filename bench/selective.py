@@ -26,18 +26,18 @@ import torch
 
 from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
-from unlearnkit.artifacts import clean_json, write_bytes_atomic, write_text_atomic
+from unlearnkit.core.artifacts import clean_json, write_bytes_atomic, write_text_atomic
+from unlearnkit.core.models import build_model
+from unlearnkit.core.training import fit
 from unlearnkit.data import ForgetRequest, Splits, load_dataset, split_dataset
+from unlearnkit.data.features import training_fisher
+from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.env import environment
 from unlearnkit.errors import DivergenceError
-from unlearnkit.features import training_fisher
-from unlearnkit.metrics import FEATURE_VIEWS, accuracy, evaluate
-from unlearnkit.models import build_model
-from unlearnkit.outputs import collect, outputs_of
-from unlearnkit.scenarios import make_scenario
-from unlearnkit.tables import markdown_table
-from unlearnkit.training import fit
-from unlearnkit.tuning import SELECTIVE_SPACE, search, selective_objective
+from unlearnkit.evaluation.metrics import FEATURE_VIEWS, accuracy, evaluate
+from unlearnkit.evaluation.outputs import collect, outputs_of
+from unlearnkit.reporting.tables import markdown_table
+from unlearnkit.running.tuning import SELECTIVE_SPACE, search, selective_objective
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results" / "selective.md"

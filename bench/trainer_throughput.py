@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from unlearnkit import TrainConfig, build_model, fit, load_dataset, split_dataset
 from unlearnkit.env import environment
-from unlearnkit.tables import render
+from unlearnkit.reporting.tables import render
 
 
 def bare_loop(model, x, y, config, seed):

@@ -34,7 +34,7 @@ def sample_splits(digits_split):
 @pytest.fixture(scope="session")
 def feature_splits(digits_split):
     """000's four datasets on digits: class 0 stamped with the tile feature."""
-    from unlearnkit.scenarios import make_scenario
+    from unlearnkit.data.scenarios import make_scenario
 
     return make_scenario("backdoor", transform="tile", target_class=0).prepare(digits_split, seed=0)
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit.attacks import (
+from unlearnkit.errors import DataError, ParameterError, UnknownNameError
+from unlearnkit.evaluation.attacks import (
     ATTACKS,
     catastrophic_forgetting_rate,
     confidence_features,
@@ -19,8 +20,7 @@ from unlearnkit.attacks import (
     sample_scores,
     train_shadow_oracle,
 )
-from unlearnkit.errors import DataError, ParameterError, UnknownNameError
-from unlearnkit.outputs import Outputs
+from unlearnkit.evaluation.outputs import Outputs
 
 
 def _outputs(probs: list[list[float]], labels: list[int]) -> Outputs:
@@ -93,7 +93,7 @@ def test_registry_and_validation():
 def test_shadow_oracle_beats_chance_on_an_overfit_model():
     pytest.importorskip("xgboost")
     from unlearnkit import TrainConfig, build_model, fit, load_dataset, split_dataset
-    from unlearnkit.outputs import outputs_of
+    from unlearnkit.evaluation.outputs import outputs_of
 
     try:
         ds = load_dataset("fashion_mnist")
@@ -136,9 +136,9 @@ def test_macforget_client_update_becomes_the_forsaken_step_under_plain_sgd():
 
 
 def test_forsaken_pulls_forget_posteriors_toward_non_member_posteriors(trained_mlp, sample_splits):
+    from unlearnkit.evaluation.outputs import outputs_of
     from unlearnkit.methods import make_method
     from unlearnkit.methods.forsaken import class_posteriors
-    from unlearnkit.outputs import outputs_of
 
     p = class_posteriors(outputs_of(trained_mlp, sample_splits.holdout).logits, 10)
     assert p.shape == (10, 10) and torch.allclose(p.sum(1), torch.ones(10, dtype=torch.float64))

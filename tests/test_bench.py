@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from unlearnkit.benchconfig import BenchConfigError, load_config
-from unlearnkit.benchmark import read_records
 from unlearnkit.cli import main
-from unlearnkit.report import summarize
+from unlearnkit.reporting.report import summarize
+from unlearnkit.running.benchconfig import BenchConfigError, load_config
+from unlearnkit.running.benchmark import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "benchmarks" / "tiny.toml"
@@ -247,7 +247,7 @@ def test_a_top_level_key_written_after_a_table_is_explained(tmp_path):
 
 
 def test_pareto_front_and_bootstrap_interval():
-    from unlearnkit.report import bootstrap_ci, pareto_front
+    from unlearnkit.reporting.report import bootstrap_ci, pareto_front
 
     # (seconds, gap): the second is dominated by the first; the third is slower but closer; the last ties nothing
     assert pareto_front([(1.0, 5.0), (2.0, 6.0), (10.0, 1.0), (0.5, 9.0)]) == [0, 2, 3]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from conftest import RECIPE
 from unlearnkit import ParameterError, build_model, collect, evaluate, make_method, make_scenario
-from unlearnkit.distillation import PENULTIMATE, FeatureTaps, default_feature_layers, distill_kl, feature_distance
+from unlearnkit.core.distillation import PENULTIMATE, FeatureTaps, default_feature_layers, distill_kl, feature_distance
 from unlearnkit.methods.two_stage import accumulate_outputs, contrastive_labels, max_mislabel_labels
 
 INF = math.inf

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from unlearnkit.core.training import TrainConfig
 from unlearnkit.errors import ParameterError, UnknownNameError
-from unlearnkit.executor import EXECUTORS, Task, TaskFailedError, make_executor, raise_failures
-from unlearnkit.populations import PopulationConfig, member_outputs, train_member
-from unlearnkit.training import TrainConfig
+from unlearnkit.running.executor import EXECUTORS, Task, TaskFailedError, make_executor, raise_failures
+from unlearnkit.running.populations import PopulationConfig, member_outputs, train_member
 
 
 def threads_inside() -> int:

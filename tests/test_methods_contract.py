@@ -12,8 +12,8 @@ from torch import nn
 
 from conftest import RECIPE
 from unlearnkit import METHODS, ParameterError, UnsupportedRequestError, make_method
+from unlearnkit.core.models import model_hash
 from unlearnkit.methods import Context, Unlearner
-from unlearnkit.models import model_hash
 
 FAST_SETTINGS: dict[str, dict] = {
     "finetune": {"epochs": 1},

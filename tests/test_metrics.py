@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, recall_score
 
 from unlearnkit import METRICS, collect, evaluate
-from unlearnkit.artifacts import dumps
-from unlearnkit.metrics import (
+from unlearnkit.core.artifacts import dumps
+from unlearnkit.evaluation.metrics import (
     accuracy,
     gap,
     loss_attack_accuracy,
@@ -16,7 +16,7 @@ from unlearnkit.metrics import (
     mia_nonmembers,
     per_class_accuracy,
 )
-from unlearnkit.outputs import Collected, Outputs
+from unlearnkit.evaluation.outputs import Collected, Outputs
 
 
 def _outputs(n=200, k=5, seed=0):
@@ -127,7 +127,7 @@ def test_gap_and_json_have_no_nan():
 
 
 def test_tta_transforms_and_metrics():
-    from unlearnkit.outputs import INPUT_TRANSFORMS
+    from unlearnkit.evaluation.outputs import INPUT_TRANSFORMS
 
     x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5)
     assert torch.equal(INPUT_TRANSFORMS.get("hflip")(x)[0, 0, 0], torch.tensor([4.0, 3, 2, 1, 0]))
@@ -175,7 +175,7 @@ def test_mia_efficacy_counts_forget_samples_that_look_unseen():
 
 
 def test_loss_roc_on_hand_made_losses():
-    from unlearnkit.metrics import ROC_FPR_GRID, loss_roc
+    from unlearnkit.evaluation.metrics import ROC_FPR_GRID, loss_roc
 
     members = torch.tensor([0.1, 0.2, 0.3, 0.4])
     separated = loss_roc(members, torch.tensor([1.0, 2.0, 3.0, 4.0]))

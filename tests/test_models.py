@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from unlearnkit import MODELS, ParameterError, build_model, find_head
-from unlearnkit.models import Classifier, init_weights, model_hash, penultimate
+from unlearnkit.core.models import Classifier, init_weights, model_hash, penultimate
 
 
 @pytest.mark.parametrize("name", MODELS.names())

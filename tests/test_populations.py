@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from unlearnkit.core.training import TrainConfig
 from unlearnkit.errors import ParameterError, UnknownNameError
-from unlearnkit.executor import make_executor
-from unlearnkit.populations import (
+from unlearnkit.running.executor import make_executor
+from unlearnkit.running.populations import (
     Population,
     PopulationConfig,
     load_member,
@@ -15,7 +16,6 @@ from unlearnkit.populations import (
     remaining_predictions,
     weak_unlearning,
 )
-from unlearnkit.training import TrainConfig
 
 CONFIG = PopulationConfig(
     dataset="digits",

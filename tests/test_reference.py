@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from conftest import RECIPE
 from unlearnkit import TrainConfig, build_model, fit, make_method
-from unlearnkit.models import init_weights
+from unlearnkit.core.models import init_weights
 
 
 def _equal(a, b):

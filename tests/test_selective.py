@@ -13,12 +13,12 @@ import torch
 
 from conftest import RECIPE
 from unlearnkit import ParameterError, build_model, fit, make_method
+from unlearnkit.core.gradients import attach_fisher, attached_fisher, fisher_diagonal, per_sample_gradients
 from unlearnkit.data import View
-from unlearnkit.features import TRANSFORMS, register_transform, tile_positions
-from unlearnkit.gradients import attach_fisher, attached_fisher, fisher_diagonal, per_sample_gradients
-from unlearnkit.metrics import evaluate
-from unlearnkit.outputs import collect, outputs_of
-from unlearnkit.scenarios import make_scenario
+from unlearnkit.data.features import TRANSFORMS, register_transform, tile_positions
+from unlearnkit.data.scenarios import make_scenario
+from unlearnkit.evaluation.metrics import evaluate
+from unlearnkit.evaluation.outputs import collect, outputs_of
 
 
 def test_line_sets_exactly_a_4x1_segment_mid_left():
@@ -179,7 +179,7 @@ def test_rnd_and_rld_forget_a_class_pattern_a(trained_mlp, class_splits):
 
 
 def test_selective_search_never_reads_test_views(backdoored):
-    from unlearnkit.tuning import SELECTIVE_SPACE, search, selective_objective
+    from unlearnkit.running.tuning import SELECTIVE_SPACE, search, selective_objective
 
     model, splits = backdoored
     blind = splits.with_extras(**{k: View.of(torch.full_like(v.x[:1], float("nan")), v.y[:1], k)

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from unlearnkit import ForgetRequest, ParameterError, Splits, TrainConfig, build_model, fit
-from unlearnkit.artifacts import load_model, save_model
+from unlearnkit.core.artifacts import load_model, save_model
+from unlearnkit.core.models import model_hash
 from unlearnkit.data import View
 from unlearnkit.errors import CheckpointError
 from unlearnkit.methods import SISAEnsemble, SMUModel, make_method, train_sisa, train_smu
 from unlearnkit.methods.sisa import noise_multiplier
-from unlearnkit.models import model_hash
 
 CFG = TrainConfig(epochs=2, lr=0.05, batch_size=32)
 

@@ -2,8 +2,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearnkit import TrainConfig, build_model, fit
+from unlearnkit.core.models import model_hash
 from unlearnkit.errors import ParameterError
-from unlearnkit.models import model_hash
 
 
 def _bare_loop(model, view, config, seed):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from unlearnkit.benchconfig import load_config
-from unlearnkit.benchmark import read_records
 from unlearnkit.cli import main
 from unlearnkit.errors import ParameterError
-from unlearnkit.tuning import Param, default_space, holdout_roles, parse_space, search
+from unlearnkit.running.benchconfig import load_config
+from unlearnkit.running.benchmark import read_records
+from unlearnkit.running.tuning import Param, default_space, holdout_roles, parse_space, search
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "benchmarks" / "tiny.toml"
@@ -42,7 +42,7 @@ def test_search_finds_the_minimum_prunes_and_keeps_history():
         value = (params["x"] - 2.0) ** 2 + (0 if params["flag"] == "b" else 5)
         for step in range(3):
             if report(step, value + (3 - step)):
-                from unlearnkit.tuning import prune
+                from unlearnkit.running.tuning import prune
 
                 prune()
         return value

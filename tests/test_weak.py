@@ -8,8 +8,8 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from unlearnkit import ParameterError, TrainConfig, build_model, fit, make_method
-from unlearnkit.outputs import outputs_of
-from unlearnkit.weak import bayes_advantage
+from unlearnkit.evaluation.outputs import outputs_of
+from unlearnkit.evaluation.weak import bayes_advantage
 
 
 def _population(m, n, k, shift, seed):

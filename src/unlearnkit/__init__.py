@@ -12,6 +12,8 @@ The public API in one screen::
 
 __version__ = "0.1.0"
 
+from unlearnkit.core.models import MODELS, build_model, find_head
+from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data import (
     DATASETS,
     Dataset,
@@ -22,6 +24,7 @@ from unlearnkit.data import (
     load_dataset,
     split_dataset,
 )
+from unlearnkit.data.scenarios import SCENARIOS, make_scenario
 from unlearnkit.errors import (
     CheckpointError,
     DataError,
@@ -32,13 +35,10 @@ from unlearnkit.errors import (
     UnlearnkitError,
     UnsupportedRequestError,
 )
-from unlearnkit.experiment import ExperimentConfig, run_experiment
+from unlearnkit.evaluation.metrics import METRICS, evaluate
+from unlearnkit.evaluation.outputs import Collected, Outputs, collect
 from unlearnkit.methods import METHODS, Outcome, Unlearner, make_method
-from unlearnkit.metrics import METRICS, evaluate
-from unlearnkit.models import MODELS, build_model, find_head
-from unlearnkit.outputs import Collected, Outputs, collect
-from unlearnkit.scenarios import SCENARIOS, make_scenario
-from unlearnkit.training import TrainConfig, fit
+from unlearnkit.running.experiment import ExperimentConfig, run_experiment
 
 __all__ = [
     "DATASETS",

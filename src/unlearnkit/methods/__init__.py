@@ -1,5 +1,6 @@
 """The method registry. Adding a method = its module + one line here + its doc card."""
 
+from unlearnkit.core.preparation import PREPARATIONS
 from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
@@ -11,7 +12,6 @@ from unlearnkit.methods.selective import RLD, RND, SelectiveForgetting, Truncati
 from unlearnkit.methods.sisa import SISA, SISADP, SISAEnsemble, train_sisa
 from unlearnkit.methods.smu import SMU, SMUModel, train_smu
 from unlearnkit.methods.two_stage import TwoStage
-from unlearnkit.preparation import PREPARATIONS
 from unlearnkit.registry import Registry
 
 METHODS: Registry[type[Unlearner]] = Registry("method")

@@ -28,9 +28,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.splits import Splits
 from unlearnkit.errors import ParameterError, UnsupportedRequestError
-from unlearnkit.training import TrainConfig
 from unlearnkit.validation import Constraint, validate_parameters
 
 NEEDS = frozenset({"forget", "retain", "retain_subset", "holdout", "extra", "recipe", "prepared", "linear_head"})
@@ -94,8 +94,8 @@ class Context:
         """
         if not self.track_validation:
             return
-        from unlearnkit.metrics import accuracy
-        from unlearnkit.outputs import outputs_of
+        from unlearnkit.evaluation.metrics import accuracy
+        from unlearnkit.evaluation.outputs import outputs_of
 
         start = time.perf_counter()
         splits = self.splits
@@ -151,7 +151,7 @@ class Unlearner:
     parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     identity_params: ClassVar[dict[str, Any] | None] = None
     identity_exempt: ClassVar[str | None] = None
-    #: For ``"prepared"`` in ``needs``: the :class:`~unlearnkit.preparation.PreparedModel` subclass required.
+    #: For ``"prepared"`` in ``needs``: the :class:`~unlearnkit.core.preparation.PreparedModel` subclass required.
     prepared_type: ClassVar[type[nn.Module] | None] = None
 
     def __init__(self, **params: Any) -> None:

@@ -27,10 +27,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearnkit.core.models import find_head
 from unlearnkit.errors import ParameterError, UnlearnkitError
+from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.models import find_head
-from unlearnkit.outputs import outputs_of
 from unlearnkit.validation import Boolean, Constraint, Interval, Options
 
 

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.training import TrainConfig, fit
 from unlearnkit.validation import Constraint, Interval, Options
 
 

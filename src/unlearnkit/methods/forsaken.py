@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from unlearnkit.core.gradients import per_sample_mean, trainable, unflatten
 from unlearnkit.errors import DivergenceError
-from unlearnkit.gradients import per_sample_mean, trainable, unflatten
+from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.outputs import outputs_of
 from unlearnkit.validation import Boolean, Constraint, Interval
 
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.core.training import TrainConfig, endless_batches, make_optimizer, to_device
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.progress import progress_bar
-from unlearnkit.training import TrainConfig, endless_batches, make_optimizer, to_device
 from unlearnkit.validation import AnyOf, Constraint, Interval, NoneOr, Options
 
 _COMMON: dict[str, Constraint] = {

@@ -5,7 +5,7 @@ trained on clean data: the retain set plus D_f,clean (the samples without the
 feature), since the samples themselves are kept.
 
 001 (SCRUB) §2.1: the retrained network is the optimal unlearned model. It uses
-the original's architecture, recipe (:class:`~unlearnkit.training.TrainConfig`)
+the original's architecture, recipe (:class:`~unlearnkit.core.training.TrainConfig`)
 and seed: the same initial weights and a fresh seeded shuffle of the retain set.
 """
 
@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearnkit.core.models import init_weights
+from unlearnkit.core.training import fit
 from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import ParameterError
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.models import init_weights
-from unlearnkit.training import fit
 from unlearnkit.validation import Constraint
 
 
@@ -47,8 +47,8 @@ class Retrain(Unlearner):
 
     Example:
         >>> from unlearnkit.data import ForgetRequest, Splits, load_dataset, split_dataset
-        >>> from unlearnkit.models import build_model
-        >>> from unlearnkit.training import TrainConfig
+        >>> from unlearnkit.core.models import build_model
+        >>> from unlearnkit.core.training import TrainConfig
         >>> s = Splits.from_request(split_dataset(load_dataset("digits")), ForgetRequest.from_classes([3]))
         >>> m = build_model("mlp", (1, 8, 8), 10, seed=0)
         >>> out = Retrain().unlearn(m, s, seed=0, recipe=TrainConfig(epochs=1))

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.distillation import FeatureTaps, default_feature_layers, distill_kl, feature_distance
+from unlearnkit.core.distillation import FeatureTaps, default_feature_layers, distill_kl, feature_distance
+from unlearnkit.core.training import TrainConfig, make_optimizer, to_device
 from unlearnkit.errors import DivergenceError, ParameterError
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.progress import progress_bar
-from unlearnkit.training import TrainConfig, make_optimizer, to_device
 from unlearnkit.validation import Constraint, Interval, NoneOr, Options
 
 

@@ -37,12 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.core.gradients import attached_fisher, fisher_diagonal
+from unlearnkit.core.models import find_head, init_weights
+from unlearnkit.core.training import to_device
 from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import DivergenceError, ParameterError
-from unlearnkit.gradients import attached_fisher, fisher_diagonal
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.models import find_head, init_weights
-from unlearnkit.training import to_device
 from unlearnkit.validation import Constraint, Interval, Options
 
 FORGETTING_TERMS = ("rld", "rnd", "none")
@@ -179,8 +179,8 @@ class _Objective(Unlearner):
         """With ``track_validation``: accuracy on the four test datasets after each epoch (000 Fig. 4; not timed)."""
         if not ctx.track_validation or "test_extra" not in ctx.splits.extras:
             return
-        from unlearnkit.metrics import FEATURE_VIEWS, accuracy
-        from unlearnkit.outputs import outputs_of
+        from unlearnkit.evaluation.metrics import FEATURE_VIEWS, accuracy
+        from unlearnkit.evaluation.outputs import outputs_of
 
         start = time.perf_counter()
         row = {}

@@ -35,14 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.core.models import init_weights
+from unlearnkit.core.preparation import PreparedModel
+from unlearnkit.core.training import TrainConfig, fit, make_optimizer, to_device
 from unlearnkit.data.splits import View
 from unlearnkit.errors import ParameterError
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.models import init_weights
 from unlearnkit.optional import optional_import
-from unlearnkit.preparation import PreparedModel
 from unlearnkit.progress import progress_bar
-from unlearnkit.training import TrainConfig, fit, make_optimizer, to_device
 from unlearnkit.validation import Constraint, Interval, validate_parameters
 
 
@@ -312,7 +312,7 @@ def train_sisa(
 
     Example:
         >>> from unlearnkit.data import load_dataset, split_dataset
-        >>> from unlearnkit.models import build_model
+        >>> from unlearnkit.core.models import build_model
         >>> s = split_dataset(load_dataset("digits"), seed=0)
         >>> m = build_model("mlp", (1, 8, 8), 10, seed=0, widths=(16,))
         >>> ens = train_sisa(m, s.train, TrainConfig(epochs=1), shards=3, slices=2)

@@ -2,7 +2,7 @@
 
 SGD training is a sum of per-step updates, and each step's update is a sum of
 per-sample gradient terms. :func:`train_smu` trains exactly as
-:func:`~unlearnkit.training.fit` would and, on the side, records for every
+:func:`~unlearnkit.core.training.fit` would and, on the side, records for every
 *deletion candidate* declared at training time the total displacement its
 gradient terms caused: a sample's gradient g at step t of T moves the weights
 by ``lr · g / |batch| · (1 − β^(T−t)) / (1 − β)`` in all (momentum β spreads
@@ -28,12 +28,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearnkit.core.gradients import per_sample_gradients, trainable, unflatten
+from unlearnkit.core.preparation import PreparedModel
+from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.splits import View
 from unlearnkit.errors import ParameterError
-from unlearnkit.gradients import per_sample_gradients, trainable, unflatten
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.preparation import PreparedModel
-from unlearnkit.training import TrainConfig, fit
 from unlearnkit.validation import Constraint, Interval
 
 
@@ -98,7 +98,7 @@ def train_smu(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> SMUModel:
-    """Train a copy of ``model`` like :func:`~unlearnkit.training.fit` and record the candidates' contributions.
+    """Train a copy of ``model`` like :func:`~unlearnkit.core.training.fit` and record the candidates' contributions.
 
     Args:
         candidates: A count (that many training samples drawn with ``seed``) or

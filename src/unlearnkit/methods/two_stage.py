@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.distillation import distill_kl
+from unlearnkit.core.distillation import distill_kl
+from unlearnkit.core.training import TrainConfig, make_optimizer, to_device
 from unlearnkit.errors import ParameterError
+from unlearnkit.evaluation.metrics import accuracy
+from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.methods.base import Context, Unlearner
-from unlearnkit.metrics import accuracy
-from unlearnkit.outputs import outputs_of
 from unlearnkit.progress import progress_bar
-from unlearnkit.training import TrainConfig, make_optimizer, to_device
 from unlearnkit.validation import Constraint, Interval, NoneOr, Options
 
 INF = math.inf

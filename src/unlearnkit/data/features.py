@@ -153,7 +153,7 @@ def training_fisher(model: nn.Module, splits: Splits, *, data: str = "except-tar
     ``data="except-target"`` uses the training data except the target class
     (D_r — 000's experiments); ``"all"`` uses D_r ∪ D_f (000's eq. 7).
     """
-    from unlearnkit.gradients import attach_fisher, fisher_diagonal
+    from unlearnkit.core.gradients import attach_fisher, fisher_diagonal
 
     if data not in FISHER_DATA:
         raise ParameterError(f"The 'fisher_data' parameter must be one of {', '.join(FISHER_DATA)}; got {data!r}.")

@@ -15,7 +15,7 @@ A task that raises is retried ``retries`` times; if it still fails its
 is dropped silently. Results come back in the order of the tasks.
 
 Example:
-    >>> from unlearnkit.executor import Task, make_executor
+    >>> from unlearnkit.running.executor import Task, make_executor
     >>> results = make_executor("local").map([Task("a", pow, {"base": 2, "exp": 3})])
     >>> results[0].value
     8

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from unlearnkit.metrics import METRICS
+from unlearnkit.evaluation.metrics import METRICS
 
 ARROWS = {"higher": "↑", "lower": "↓", "retrain": "≈R"}
 TABLE_METRICS = ("forget_accuracy", "retain_accuracy", "test_accuracy", "mia_accuracy", "mia_efficacy")
@@ -165,7 +165,7 @@ def leaderboard(
 
 def markdown_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as Markdown."""
-    from unlearnkit.benchmark import read_records
+    from unlearnkit.running.benchmark import read_records
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
@@ -335,7 +335,7 @@ def _legend(entries: Sequence[tuple[str, str]], left: float, top: float, per_row
 
 def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
     """One ROC curve per method (mean TPR over seeds on a fixed FPR grid), diagonal = chance."""
-    from unlearnkit.metrics import ROC_FPR_GRID
+    from unlearnkit.evaluation.metrics import ROC_FPR_GRID
 
     series = [(c["method"], c["mia_loss_roc"]) for c in cells if c.get("mia_loss_roc")]
     w, h, pad = 360, 360, 44
@@ -365,7 +365,7 @@ def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
 
 def html_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as one self-contained HTML page (inline CSS and SVG, no scripts)."""
-    from unlearnkit.benchmark import read_records
+    from unlearnkit.running.benchmark import read_records
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
@@ -414,8 +414,8 @@ def html_report(run_dir: str | Path) -> str:
 def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``summary.json`` (every metric's mean, std and 95% interval per
     cell, for programs) atomically for a run folder; returns their paths."""
-    from unlearnkit.artifacts import write_json_atomic, write_text_atomic
-    from unlearnkit.benchmark import read_records
+    from unlearnkit.core.artifacts import write_json_atomic, write_text_atomic
+    from unlearnkit.running.benchmark import read_records
 
     folder = Path(out) if out is not None else Path(run_dir)
     md, page, js = folder / "report.md", folder / "report.html", folder / "summary.json"

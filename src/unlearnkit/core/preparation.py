@@ -6,8 +6,8 @@ checkpoints, SMU needs gradient contributions recorded while training. Such a
 model is a :class:`PreparedModel`: an ``nn.Module`` that predicts like any
 other classifier and also carries what its method needs.
 
-A prepared model saves and loads through :func:`unlearnkit.artifacts.save_model`
-/ :func:`~unlearnkit.artifacts.load_model` like a plain one: its side data goes
+A prepared model saves and loads through :func:`unlearnkit.core.artifacts.save_model`
+/ :func:`~unlearnkit.core.artifacts.load_model` like a plain one: its side data goes
 to ``prepared.safetensors`` (tensors only, nothing pickled) and its settings to
 the sidecar's ``prepared`` entry. Each kind is registered in
 :data:`PREPARATIONS` under the name stored in the sidecar.

@@ -1,4 +1,4 @@
-"""Metrics: pure functions over :class:`~unlearnkit.outputs.Collected` outputs.
+"""Metrics: pure functions over :class:`~unlearnkit.evaluation.outputs.Collected` outputs.
 
 Every metric is registered with its direction: ``"higher"`` (higher is
 better), ``"lower"``, or ``"retrain"`` (as close to the retrained reference as
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from unlearnkit.data.splits import Splits
-from unlearnkit.outputs import Collected, Outputs
+from unlearnkit.evaluation.outputs import Collected, Outputs
 from unlearnkit.registry import Registry
 
 MetricValue = Union[float, None, list[Union[float, None]]]  # noqa: UP007 (runtime alias on 3.10)
@@ -215,7 +215,7 @@ def mia_efficacy(
     """
     from sklearn.svm import SVC
 
-    from unlearnkit.attacks import sample_scores
+    from unlearnkit.evaluation.attacks import sample_scores
 
     def confidence(o: Outputs) -> np.ndarray:  # one feature column: the true-label probability
         return sample_scores(o, "confidence")[:, None]
@@ -405,7 +405,7 @@ def _applicable(kind: str, splits: Iterable[str], info: Iterable[str]) -> list[s
 
 def required_splits(splits: Splits, metrics: Sequence[str] | None = None) -> list[str]:
     """Split names (with transforms, e.g. ``forget@hflip``) the metrics read on ``splits``."""
-    from unlearnkit.outputs import split_views
+    from unlearnkit.evaluation.outputs import split_views
 
     available = split_views(splits)
     names = list(metrics) if metrics is not None else _applicable(splits.kind, available, splits.info)

@@ -156,10 +156,10 @@ def collect(
 
     ``names`` are view names, optionally with a test-time transform
     (``"forget@hflip"``); by default every split some registered metric
-    applicable to ``splits`` reads (see :func:`unlearnkit.metrics.required_splits`).
+    applicable to ``splits`` reads (see :func:`unlearnkit.evaluation.metrics.required_splits`).
     """
     if names is None:
-        from unlearnkit.metrics import required_splits
+        from unlearnkit.evaluation.metrics import required_splits
 
         names = required_splits(splits)
     views = split_views(splits)

@@ -223,12 +223,12 @@ def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[
     Originals and references come from the benchmark cache (trained once); the
     reference's holdout metrics are computed once per seed.
     """
-    from unlearnkit.benchmark import _splits, avg_gap, reference_models
-    from unlearnkit.experiment import GAP_METRICS
+    from unlearnkit.core.training import TrainConfig
+    from unlearnkit.evaluation.metrics import evaluate, gap
+    from unlearnkit.evaluation.outputs import collect
     from unlearnkit.methods import make_method
-    from unlearnkit.metrics import evaluate, gap
-    from unlearnkit.outputs import collect
-    from unlearnkit.training import TrainConfig
+    from unlearnkit.running.benchmark import _splits, avg_gap, reference_models
+    from unlearnkit.running.experiment import GAP_METRICS
 
     recipe = TrainConfig.from_dict(dict(spec["train"]))
     prepared: dict[int, tuple[Any, Any, dict[str, Any]]] = {}
@@ -283,11 +283,11 @@ def selective_objective(
     views are never read. A model without an attached Fisher gets one computed
     once, from the retain set, before the search.
     """
-    from unlearnkit.gradients import attach_fisher, attached_fisher
+    from unlearnkit.core.gradients import attach_fisher, attached_fisher
+    from unlearnkit.evaluation.metrics import PATTERN_TARGETS, accuracy
+    from unlearnkit.evaluation.outputs import outputs_of
     from unlearnkit.methods import make_method
     from unlearnkit.methods.selective import unlearning_time_fisher
-    from unlearnkit.metrics import PATTERN_TARGETS, accuracy
-    from unlearnkit.outputs import outputs_of
 
     if pattern not in PATTERN_TARGETS:
         raise ParameterError(f"The 'pattern' parameter must be B or C; got {pattern!r}.")

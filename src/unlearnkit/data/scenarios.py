@@ -322,7 +322,7 @@ class BackdoorScenario(Scenario):
     target_class: int = 0
 
     def _check(self, split: DataSplit) -> float:
-        from unlearnkit.features import TRANSFORMS
+        from unlearnkit.data.features import TRANSFORMS
 
         TRANSFORMS.get(self.transform)
         k = split.num_classes
@@ -335,7 +335,7 @@ class BackdoorScenario(Scenario):
         return float(split.dataset.train_x.max())
 
     def training_data(self, split: DataSplit, *, seed: int) -> View:
-        from unlearnkit.features import apply_transform
+        from unlearnkit.data.features import apply_transform
 
         high = self._check(split)
         x, y = split.train.tensors()
@@ -353,7 +353,7 @@ class BackdoorScenario(Scenario):
         )
 
     def extras(self, split: DataSplit, *, seed: int) -> dict[str, View]:
-        from unlearnkit.features import apply_transform, class_rows
+        from unlearnkit.data.features import apply_transform, class_rows
 
         high = self._check(split)
         c, t = self.target_class, self.transform

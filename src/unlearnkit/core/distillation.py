@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.core.models import find_head
 from unlearnkit.errors import ParameterError
-from unlearnkit.models import find_head
 
 PENULTIMATE = "penultimate"  # the input of the final linear layer (last hidden features)
 
@@ -76,7 +76,7 @@ class FeatureTaps:
     Use as a context manager; hooks are removed on exit, also on error.
 
     Example:
-        >>> from unlearnkit.models import build_model
+        >>> from unlearnkit.core.models import build_model
         >>> m = build_model("lenet", (1, 28, 28), 10)
         >>> with FeatureTaps(m, ["conv.3", "penultimate"]) as taps:
         ...     _ = m(torch.zeros(2, 1, 28, 28))

@@ -16,17 +16,17 @@ from typing import Any
 
 import torch
 
+from unlearnkit.core.models import MODELS, build_model
+from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import DATASETS, Dataset, load_dataset
+from unlearnkit.data.scenarios import SCENARIOS, make_scenario
 from unlearnkit.data.splits import split_dataset
 from unlearnkit.env import environment, resolve_device
 from unlearnkit.errors import DivergenceError, ParameterError, UnsupportedRequestError
+from unlearnkit.evaluation.metrics import accuracy, evaluate, gap
+from unlearnkit.evaluation.outputs import Collected, collect
 from unlearnkit.methods import Outcome, Retrain, make_method
-from unlearnkit.metrics import accuracy, evaluate, gap
-from unlearnkit.models import MODELS, build_model
-from unlearnkit.outputs import Collected, collect
-from unlearnkit.scenarios import SCENARIOS, make_scenario
-from unlearnkit.tables import mean_std, results_table
-from unlearnkit.training import TrainConfig, fit
+from unlearnkit.reporting.tables import mean_std, results_table
 
 # Metrics whose gap to the retrained reference is reported with each row.
 GAP_METRICS = ("forget_accuracy", "retain_accuracy", "test_accuracy", "mia_accuracy")
@@ -171,7 +171,7 @@ def run_experiment(
         stats = fit(original, splits.train, config.train, seed=seed, device=device, progress=progress, desc="original")
         original.eval()
         if splits.kind == "features":  # 000's EWC Fisher is a training-time artifact: computed with the original
-            from unlearnkit.features import training_fisher
+            from unlearnkit.data.features import training_fisher
 
             training_fisher(original, splits, device=device)
         orig_c = collect(original, splits, device=device)
@@ -270,7 +270,7 @@ def _gaps(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str,
 
 def original_facts(c: Collected, m: Mapping[str, Any]) -> dict[str, Any]:
     """Train accuracy, test accuracy and their gap: how much the original memorised."""
-    from unlearnkit.outputs import Outputs
+    from unlearnkit.evaluation.outputs import Outputs
 
     train = Outputs(
         torch.cat([c["forget"].logits, c["retain"].logits]), torch.cat([c["forget"].labels, c["retain"].labels])

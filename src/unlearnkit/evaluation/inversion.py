@@ -32,7 +32,7 @@ from torch import nn
 
 from unlearnkit.data.splits import View
 from unlearnkit.errors import ParameterError
-from unlearnkit.outputs import outputs_of
+from unlearnkit.evaluation.outputs import outputs_of
 
 
 def class_templates(model: nn.Module, view: View, classes: Sequence[int]) -> torch.Tensor:
@@ -157,7 +157,7 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as a PNG, atomically."""
-    from unlearnkit.artifacts import write_bytes_atomic
+    from unlearnkit.core.artifacts import write_bytes_atomic
 
     write_bytes_atomic(path, png_bytes(array))
 

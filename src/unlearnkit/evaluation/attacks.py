@@ -1,7 +1,7 @@
 """Membership-inference attacks ("membership oracles") and the forgetting rates built on them (003).
 
 Attacks are registered like methods and share one small contract: ``fit(members,
-nonmembers)`` on collected :class:`~unlearnkit.outputs.Outputs` of some model,
+nonmembers)`` on collected :class:`~unlearnkit.evaluation.outputs.Outputs` of some model,
 then ``score(outputs)`` (higher = more likely a member) and ``predict(outputs)``
 (boolean "member"). An attack never sees a model, only outputs, so the outputs
 of a model are collected once and every attack is evaluated on them.
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from unlearnkit.errors import ParameterError
+from unlearnkit.evaluation.outputs import Outputs
 from unlearnkit.optional import optional_import
-from unlearnkit.outputs import Outputs
 from unlearnkit.registry import Registry
 from unlearnkit.validation import Constraint, Options, validate_parameters
 
@@ -299,7 +299,7 @@ def train_shadow_oracle(
 
     Args:
         build: ``seed -> new model`` with the target's architecture.
-        recipe: The target's training recipe (:class:`~unlearnkit.training.TrainConfig`).
+        recipe: The target's training recipe (:class:`~unlearnkit.core.training.TrainConfig`).
         pool: A :class:`~unlearnkit.data.View` disjoint from the target's training and test data
             (by default the holdout split); a seeded half trains the shadow, the other half is its non-members.
         pool_size: Use a seeded subset of this many pool samples (e.g. twice the target's training-set
@@ -309,9 +309,9 @@ def train_shadow_oracle(
     Returns:
         The fitted attack and facts about the shadow (sizes, train / held-out accuracy).
     """
-    from unlearnkit.metrics import accuracy
-    from unlearnkit.outputs import outputs_of
-    from unlearnkit.training import fit
+    from unlearnkit.core.training import fit
+    from unlearnkit.evaluation.metrics import accuracy
+    from unlearnkit.evaluation.outputs import outputs_of
 
     if attack not in ("shadow", "shadow_loss"):
         raise ParameterError(

@@ -58,7 +58,7 @@ def fisher_diagonal(model: nn.Module, data: View, *, device: str | torch.device 
 
     Example:
         >>> from unlearnkit.data import load_dataset, split_dataset
-        >>> from unlearnkit.models import build_model
+        >>> from unlearnkit.core.models import build_model
         >>> s = split_dataset(load_dataset("digits"), seed=0)
         >>> m = build_model("mlp", (1, 8, 8), 10, seed=0, widths=(8,))
         >>> f = fisher_diagonal(m, s.train.subset(range(20)))

@@ -300,7 +300,7 @@ def _request(args: argparse.Namespace) -> Any:
 
 def _scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any:
     """Scenario name + options from --scenario and the --forget-* flags."""
-    from unlearnkit.scenarios import make_scenario
+    from unlearnkit.data.scenarios import make_scenario
 
     name = args.scenario
     if name is None:
@@ -344,7 +344,7 @@ def _scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from unlearnkit.training import TrainConfig
+    from unlearnkit.core.training import TrainConfig
 
     return TrainConfig(
         epochs=args.epochs,
@@ -385,12 +385,12 @@ def _say(msg: str) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from unlearnkit.core.models import MODELS
     from unlearnkit.data import DATASETS
+    from unlearnkit.data.scenarios import SCENARIOS
+    from unlearnkit.evaluation.metrics import METRICS
     from unlearnkit.methods import METHODS
-    from unlearnkit.metrics import METRICS
-    from unlearnkit.models import MODELS
-    from unlearnkit.scenarios import SCENARIOS
-    from unlearnkit.tables import render
+    from unlearnkit.reporting.tables import render
 
     if args.what == "methods":
         rows = [
@@ -422,11 +422,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from unlearnkit.artifacts import check_output_dir, save_model
+    from unlearnkit.core.artifacts import check_output_dir, save_model
+    from unlearnkit.core.models import MODELS, build_model
+    from unlearnkit.core.training import fit
     from unlearnkit.data import load_dataset, split_dataset
     from unlearnkit.env import environment, resolve_device, set_threads
-    from unlearnkit.models import MODELS, build_model
-    from unlearnkit.training import fit
 
     set_threads(args.threads)
     device = resolve_device(args.device)
@@ -493,7 +493,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     fisher = args.fisher_data or ("except-target" if scenario.kind == "features" else "none")
     if fisher != "none":
-        from unlearnkit.features import training_fisher
+        from unlearnkit.data.features import training_fisher
 
         t0 = time.perf_counter()
         training_fisher(model, splits, data=fisher, device=device)
@@ -531,10 +531,10 @@ def _model_meta(
 
 def _context_from_model(folder: str, data_dir: str | None) -> tuple[Any, dict[str, Any], Any, Any, Any]:
     """Load a saved model and rebuild the exact data split and scenario it was trained with."""
-    from unlearnkit.artifacts import load_model
+    from unlearnkit.core.artifacts import load_model
     from unlearnkit.data import load_dataset, split_dataset
+    from unlearnkit.data.scenarios import make_scenario
     from unlearnkit.errors import CheckpointError
-    from unlearnkit.scenarios import make_scenario
 
     model, meta = load_model(folder)
     try:
@@ -558,14 +558,14 @@ def _context_from_model(folder: str, data_dir: str | None) -> tuple[Any, dict[st
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from unlearnkit.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
+    from unlearnkit.core.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
+    from unlearnkit.core.models import num_outputs
+    from unlearnkit.core.training import TrainConfig
     from unlearnkit.env import environment, resolve_device, set_threads
-    from unlearnkit.experiment import GAP_METRICS, summarize_diagnostics
+    from unlearnkit.evaluation.metrics import evaluate
+    from unlearnkit.evaluation.outputs import collect
     from unlearnkit.methods import make_method
-    from unlearnkit.metrics import evaluate
-    from unlearnkit.models import num_outputs
-    from unlearnkit.outputs import collect
-    from unlearnkit.training import TrainConfig
+    from unlearnkit.running.experiment import GAP_METRICS, summarize_diagnostics
 
     set_threads(args.threads)
     device = resolve_device(args.device)
@@ -638,12 +638,12 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from unlearnkit.artifacts import load_model, write_json_atomic
+    from unlearnkit.core.artifacts import load_model, write_json_atomic
     from unlearnkit.env import environment, resolve_device, set_threads
-    from unlearnkit.experiment import GAP_METRICS
-    from unlearnkit.metrics import METRICS, evaluate, gap
-    from unlearnkit.outputs import collect
-    from unlearnkit.tables import render
+    from unlearnkit.evaluation.metrics import METRICS, evaluate, gap
+    from unlearnkit.evaluation.outputs import collect
+    from unlearnkit.reporting.tables import render
+    from unlearnkit.running.experiment import GAP_METRICS
 
     set_threads(args.threads)
     device = resolve_device(args.device)
@@ -729,10 +729,10 @@ def _request_from_record(d: dict[str, Any]) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from unlearnkit.artifacts import check_output_dir, write_json_atomic, write_text_atomic
+    from unlearnkit.core.artifacts import check_output_dir, write_json_atomic, write_text_atomic
     from unlearnkit.data import load_dataset
     from unlearnkit.env import resolve_device, set_threads
-    from unlearnkit.experiment import (
+    from unlearnkit.running.experiment import (
         DEMO_METHODS,
         FEATURE_METHODS,
         ExperimentConfig,
@@ -800,7 +800,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, record)
     if args.out:
-        from unlearnkit.artifacts import dumps
+        from unlearnkit.core.artifacts import dumps
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -810,8 +810,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from unlearnkit.benchconfig import load_config
-    from unlearnkit.benchmark import run_benchmark
+    from unlearnkit.running.benchconfig import load_config
+    from unlearnkit.running.benchmark import run_benchmark
 
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
@@ -820,7 +820,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.executor is not None:
         from dataclasses import replace
 
-        from unlearnkit.executor import EXECUTORS
+        from unlearnkit.running.executor import EXECUTORS
 
         EXECUTORS.get(args.executor)
         config = replace(config, executor={**config.executor, "name": args.executor})
@@ -832,7 +832,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - start:.1f}s"
     )
     if args.report:
-        from unlearnkit.report import write_report
+        from unlearnkit.reporting.report import write_report
 
         for path in write_report(args.out):
             print(f"wrote {path}")
@@ -840,11 +840,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from unlearnkit.artifacts import check_output_dir, write_json_atomic, write_text_atomic
-    from unlearnkit.benchconfig import load_config, read_toml
-    from unlearnkit.benchmark import unit_spec
+    from unlearnkit.core.artifacts import check_output_dir, write_json_atomic, write_text_atomic
     from unlearnkit.env import set_threads
-    from unlearnkit.tuning import default_space, holdout_gap_objective, parse_space, search
+    from unlearnkit.running.benchconfig import load_config, read_toml
+    from unlearnkit.running.benchmark import unit_spec
+    from unlearnkit.running.tuning import default_space, holdout_gap_objective, parse_space, search
     from unlearnkit.validation import Interval, validate_parameters
 
     set_threads(args.threads)
@@ -919,14 +919,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_forget_feature(args: argparse.Namespace) -> int:
-    from unlearnkit.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
+    from unlearnkit.core.artifacts import check_output_dir, file_sha256, save_model, write_json_atomic
+    from unlearnkit.core.gradients import attached_fisher
+    from unlearnkit.data.scenarios import make_scenario
     from unlearnkit.env import environment, resolve_device, set_threads
-    from unlearnkit.experiment import summarize_diagnostics
-    from unlearnkit.gradients import attached_fisher
+    from unlearnkit.evaluation.metrics import evaluate
+    from unlearnkit.evaluation.outputs import collect
     from unlearnkit.methods import make_method
-    from unlearnkit.metrics import evaluate
-    from unlearnkit.outputs import collect
-    from unlearnkit.scenarios import make_scenario
+    from unlearnkit.running.experiment import summarize_diagnostics
     from unlearnkit.validation import Interval, validate_parameters
 
     set_threads(args.threads)
@@ -955,7 +955,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
         scenario = make_scenario(name, transform=args.transform, target_class=args.target_class)
         splits = scenario.prepare(split, seed=meta["seed"])
     else:
-        from unlearnkit.features import feature_splits_from_views, load_images_npz
+        from unlearnkit.data.features import feature_splits_from_views, load_images_npz
 
         if args.forget is None or args.forget_clean is None:
             raise ParameterError("The '--forget' and '--forget-clean' files go together; got only one.")
@@ -974,7 +974,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
             splits = splits.with_extras(fisher=splits.extras["holdout_retain"])
     search_record = None
     if args.search_trials:
-        from unlearnkit.tuning import SELECTIVE_SPACE, search, selective_objective
+        from unlearnkit.running.tuning import SELECTIVE_SPACE, search, selective_objective
 
         space = {k: v for k, v in SELECTIVE_SPACE.items() if k not in settings}
         _say(f"searching {', '.join(space)} over {args.search_trials} trials x {args.folds} folds (holdout data only)")
@@ -1021,7 +1021,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
     save_model(outcome.model, args.out, new_meta, extra_json=extra_json)
     if args.json:
         write_json_atomic(args.json, record)
-    from unlearnkit.tables import results_table
+    from unlearnkit.reporting.tables import results_table
 
     print(results_table(record["results"], title=f"forget-feature, pattern {args.pattern}"))
     print(f"saved {args.out} ({outcome.seconds:.2f}s)")
@@ -1029,7 +1029,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from unlearnkit.report import write_report
+    from unlearnkit.reporting.report import write_report
 
     if not (Path(args.run_dir) / "run.json").is_file():
         raise ParameterError(
@@ -1044,12 +1044,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_weak(args: argparse.Namespace) -> int:
     import os
 
-    from unlearnkit.artifacts import write_json_atomic
-    from unlearnkit.executor import make_executor
+    from unlearnkit.core.artifacts import write_json_atomic
+    from unlearnkit.evaluation.weak import ADVANTAGE_CLASSIFIERS
     from unlearnkit.methods import make_method
-    from unlearnkit.populations import Population, PopulationConfig, weak_unlearning
+    from unlearnkit.running.executor import make_executor
+    from unlearnkit.running.populations import Population, PopulationConfig, weak_unlearning
     from unlearnkit.validation import Interval, validate_parameters
-    from unlearnkit.weak import ADVANTAGE_CLASSIFIERS
 
     _check_json_target(args.json)
     validate_parameters("weak", {"--models": args.models}, {"--models": Interval(int, 2, None)})
@@ -1161,7 +1161,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

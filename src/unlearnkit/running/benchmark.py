@@ -32,20 +32,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnkit.artifacts import clean_json, save_tensors_atomic, write_json_atomic
-from unlearnkit.benchconfig import BenchConfig, Entry
+from unlearnkit.core.artifacts import clean_json, save_tensors_atomic, write_json_atomic
+from unlearnkit.core.models import build_model
+from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
+from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.data.splits import Splits, split_dataset
 from unlearnkit.env import environment
 from unlearnkit.errors import OutputExistsError
-from unlearnkit.executor import Task, TaskResult, make_executor
-from unlearnkit.experiment import GAP_METRICS, original_facts, summarize_diagnostics
+from unlearnkit.evaluation.metrics import evaluate, gap
+from unlearnkit.evaluation.outputs import collect
 from unlearnkit.methods import Retrain, make_method
-from unlearnkit.metrics import evaluate, gap
-from unlearnkit.models import build_model
-from unlearnkit.outputs import collect
-from unlearnkit.scenarios import make_scenario
-from unlearnkit.training import TrainConfig, fit
+from unlearnkit.running.benchconfig import BenchConfig, Entry
+from unlearnkit.running.executor import Task, TaskResult, make_executor
+from unlearnkit.running.experiment import GAP_METRICS, original_facts, summarize_diagnostics
 
 RECORDS = "records.jsonl"
 PHASE_ROWS = ("original", "retrain")
@@ -185,8 +185,8 @@ def fit_oracle(original: torch.nn.Module, splits: Splits, seed: int) -> dict[str
     Fitted on the original's retain samples vs holdout samples (at most 2,000 of
     each); stored with the reference so every method cell of the unit reuses it.
     """
-    from unlearnkit.attacks import make_attack
-    from unlearnkit.outputs import outputs_of
+    from unlearnkit.evaluation.attacks import make_attack
+    from unlearnkit.evaluation.outputs import outputs_of
 
     retain, holdout = _oracle_views(splits, seed)
     oracle = make_attack("threshold_loss").fit(outputs_of(original, retain), outputs_of(original, holdout))
@@ -200,8 +200,8 @@ def fit_oracle(original: torch.nn.Module, splits: Splits, seed: int) -> dict[str
 def forgetting_rates(oracle: Mapping[str, Any], model: torch.nn.Module, splits: Splits, seed: int) -> dict[str, Any]:
     """003's FR on the forget set and CFR on retained training samples: ``oracle`` (from :func:`fit_oracle`)
     applied to the original ("before", stored) and to ``model`` ("after"); counts are reported with the rates."""
-    from unlearnkit.attacks import catastrophic_forgetting_rate, forgetting_rate, sample_scores
-    from unlearnkit.outputs import outputs_of
+    from unlearnkit.evaluation.attacks import catastrophic_forgetting_rate, forgetting_rate, sample_scores
+    from unlearnkit.evaluation.outputs import outputs_of
 
     retain, _ = _oracle_views(splits, seed)
 

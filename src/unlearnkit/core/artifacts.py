@@ -131,7 +131,7 @@ def save_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        from unlearnkit.preparation import PREPARED_WEIGHTS, PreparedModel
+        from unlearnkit.core.preparation import PREPARED_WEIGHTS, PreparedModel
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
@@ -141,7 +141,7 @@ def save_model(
             **{k: v for k, v in metadata.items() if k != "prepared"},
             "weights_sha256": file_sha256(tmp / WEIGHTS),
         }
-        from unlearnkit.gradients import FISHER_FILE, attached_fisher
+        from unlearnkit.core.gradients import FISHER_FILE, attached_fisher
 
         fisher = attached_fisher(model)
         meta.pop("fisher", None)
@@ -228,7 +228,7 @@ def load_state(folder: str | Path, model: nn.Module, *, verify: bool = True) -> 
 
 def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a registered model from its sidecar and load its weights."""
-    from unlearnkit.models import build_model
+    from unlearnkit.core.models import build_model
 
     meta = read_metadata(folder)
     try:
@@ -253,8 +253,8 @@ def _attach_saved_fisher(folder: Path, entry: Any, model: nn.Module) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from unlearnkit.core.gradients import FISHER_FILE, attach_fisher
     from unlearnkit.errors import ParameterError
-    from unlearnkit.gradients import FISHER_FILE, attach_fisher
 
     path = folder / FISHER_FILE
     if not isinstance(entry, dict) or not path.is_file() or file_sha256(path) != entry.get("sha256"):
@@ -271,7 +271,7 @@ def _restore_prepared(folder: Path, prepared: Any, build: Any) -> nn.Module:
     from safetensors.torch import load_file
 
     import unlearnkit.methods  # noqa: F401  (registers the preparations)
-    from unlearnkit.preparation import PREPARATIONS, PREPARED_WEIGHTS
+    from unlearnkit.core.preparation import PREPARATIONS, PREPARED_WEIGHTS
 
     path = folder / PREPARED_WEIGHTS
     if not isinstance(prepared, dict) or "name" not in prepared:

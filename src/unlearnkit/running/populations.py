@@ -1,6 +1,6 @@
 """Populations of models trained with or without the forgotten classes, cached and run on an executor.
 
-The weak-unlearning test (004 §3, :func:`unlearnkit.weak.bayes_advantage`)
+The weak-unlearning test (004 §3, :func:`unlearnkit.evaluation.weak.bayes_advantage`)
 compares two populations: models trained on all data and then unlearned
 (``"seen"``) and models trained without the forgotten classes (``"not_seen"``).
 Members differ only in their training seed (initial weights and data order);
@@ -9,11 +9,11 @@ the data split is fixed by ``data_seed``.
 Everything is cached under ``cache_dir`` by content: a trained member by
 (population config, side, seed), its outputs by (member, method, settings).
 A rerun or a resumed run trains nothing twice. Trainings and output
-collection are :class:`~unlearnkit.executor.Task` objects, so they run on the
+collection are :class:`~unlearnkit.running.executor.Task` objects, so they run on the
 ``local`` or ``ray`` executor with the same results for the same seeds.
 
 Example:
-    >>> from unlearnkit.populations import PopulationConfig
+    >>> from unlearnkit.running.populations import PopulationConfig
     >>> PopulationConfig(dataset="digits", forget_classes=(3,)).member_key("seen", 0)[:4]  # doctest: +SKIP
 """
 
@@ -29,15 +29,15 @@ from typing import Any
 
 import torch
 
-from unlearnkit.artifacts import save_tensors_atomic, write_json_atomic
+from unlearnkit.core.artifacts import save_tensors_atomic, write_json_atomic
+from unlearnkit.core.models import MODELS, build_model
+from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import DATASETS, cached_dataset
 from unlearnkit.data.splits import ForgetRequest, Splits, View, split_dataset
 from unlearnkit.errors import ParameterError
-from unlearnkit.executor import Executor, LocalExecutor, Task, TaskResult
+from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.methods import make_method
-from unlearnkit.models import MODELS, build_model
-from unlearnkit.outputs import outputs_of
-from unlearnkit.training import TrainConfig, fit
+from unlearnkit.running.executor import Executor, LocalExecutor, Task, TaskResult
 
 SIDES = ("seen", "not_seen")
 
@@ -339,7 +339,7 @@ def weak_unlearning(
             ``seen`` member (e.g. ``{"naive": ("filtration", {"z": "naive"})}``);
             method ``None`` tests the members as trained.
         seen_seeds, not_seen_seeds: Training seeds of the two populations (use disjoint seeds).
-        classifiers, train_fraction, n_boot, seed: Passed to :func:`~unlearnkit.weak.bayes_advantage`.
+        classifiers, train_fraction, n_boot, seed: Passed to :func:`~unlearnkit.evaluation.weak.bayes_advantage`.
         features: The classifiers' inputs, each tested: ``"logits"`` (004) and/or ``"probabilities"``.
 
     Returns:
@@ -348,7 +348,7 @@ def weak_unlearning(
         unlearning time, and any failed tasks (key and error); the same facts
         for the ``not_seen`` population.
     """
-    from unlearnkit.weak import bayes_advantage
+    from unlearnkit.evaluation.weak import bayes_advantage
 
     cfg = population.config
     forget = list(cfg.forget_classes)

@@ -116,7 +116,7 @@ def fit(
 
     Example:
         >>> from unlearnkit.data import load_dataset, split_dataset
-        >>> from unlearnkit.models import build_model
+        >>> from unlearnkit.core.models import build_model
         >>> s = split_dataset(load_dataset("digits"), seed=0)
         >>> m = build_model("mlp", (1, 8, 8), 10, seed=0)
         >>> fit(m, s.train, TrainConfig(epochs=1), seed=0).steps

@@ -48,14 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnkit.core.models import MODELS
+from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.datasets import DATASETS
+from unlearnkit.data.scenarios import SCENARIOS, make_scenario
 from unlearnkit.errors import UnlearnkitError
-from unlearnkit.executor import EXECUTORS
+from unlearnkit.evaluation.metrics import METRICS
 from unlearnkit.methods import METHODS, make_method
-from unlearnkit.metrics import METRICS
-from unlearnkit.models import MODELS
-from unlearnkit.scenarios import SCENARIOS, make_scenario
-from unlearnkit.training import TrainConfig
+from unlearnkit.running.executor import EXECUTORS
 
 
 class BenchConfigError(UnlearnkitError):
