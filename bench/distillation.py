@@ -34,12 +34,12 @@ from unlearnkit import (
     make_method,
     run_experiment,
 )
-from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.data import split_dataset
 from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.env import environment
 from unlearnkit.errors import DivergenceError
-from unlearnkit.evaluation.metrics import accuracy
+from unlearnkit.evaluation.scores import accuracy
+from unlearnkit.files import clean_json, write_text_atomic
 from unlearnkit.reporting.tables import fmt_value, mean_std
 from unlearnkit.running.experiment import build_record
 

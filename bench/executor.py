@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from unlearnkit import TrainConfig
-from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.env import environment
+from unlearnkit.files import clean_json, write_text_atomic
 from unlearnkit.optional import optional_import
 from unlearnkit.running.executor import make_executor, raise_failures
 from unlearnkit.running.populations import Population, PopulationConfig, load_member

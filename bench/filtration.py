@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from unlearnkit import TrainConfig, make_method
-from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.env import environment
 from unlearnkit.evaluation.inversion import model_inversion
 from unlearnkit.evaluation.weak import bayes_advantage
+from unlearnkit.files import clean_json, write_text_atomic
 from unlearnkit.running.executor import Executor, make_executor
 from unlearnkit.running.populations import (
     Population,

@@ -35,7 +35,6 @@ import torch
 
 from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
-from unlearnkit.core.artifacts import clean_json, write_text_atomic
 from unlearnkit.core.models import build_model
 from unlearnkit.core.training import fit
 from unlearnkit.data import load_dataset, split_dataset
@@ -50,8 +49,9 @@ from unlearnkit.evaluation.attacks import (
     roc_summary,
     train_shadow_oracle,
 )
-from unlearnkit.evaluation.metrics import accuracy
 from unlearnkit.evaluation.outputs import Outputs, outputs_of
+from unlearnkit.evaluation.scores import accuracy
+from unlearnkit.files import clean_json, write_text_atomic
 from unlearnkit.methods import train_sisa, train_smu
 from unlearnkit.reporting.tables import markdown_table, mean_std
 

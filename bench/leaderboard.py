@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.core.artifacts import write_text_atomic
+from unlearnkit.files import write_text_atomic
+from unlearnkit.reporting.records import read_records
 from unlearnkit.reporting.report import markdown_report, summarize, write_report
 from unlearnkit.running.benchconfig import load_config
-from unlearnkit.running.benchmark import read_records, run_benchmark
+from unlearnkit.running.benchmark import run_benchmark
 
 CONFIGS = ("mnist_random10", "mnist_class", "fashion_random10", "fashion_class")
 GAP_BAR, SPEED_BAR, FILTRATION_BAR = 0.5, 20.0, 1000.0

@@ -27,10 +27,10 @@ import torch
 from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
 from unlearnkit.core.artifacts import clean_json, write_bytes_atomic, write_text_atomic
+from unlearnkit.core.gradients import training_fisher
 from unlearnkit.core.models import build_model
 from unlearnkit.core.training import fit
 from unlearnkit.data import ForgetRequest, Splits, load_dataset, split_dataset
-from unlearnkit.data.features import training_fisher
 from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.env import environment
 from unlearnkit.errors import DivergenceError

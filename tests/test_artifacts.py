@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from unlearnkit import CheckpointError, OutputExistsError, build_model
-from unlearnkit.core.artifacts import load_model, load_state, save_model, write_json_atomic
+from unlearnkit.core.artifacts import load_model, load_state, save_model
 from unlearnkit.core.models import model_hash
+from unlearnkit.files import write_json_atomic
 
 
 def _meta(model_name="mlp", kwargs=None):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from unlearnkit.cli import main
+from unlearnkit.reporting.records import read_records
 from unlearnkit.reporting.report import summarize
 from unlearnkit.running.benchconfig import BenchConfigError, load_config
-from unlearnkit.running.benchmark import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "benchmarks" / "tiny.toml"

@@ -48,6 +48,19 @@ def test_list(what, capsys):
     assert expected in out
 
 
+def test_list_without_an_argument_lists_every_registry(capsys):
+    from unlearnkit import DATASETS, METHODS, METRICS, MODELS, SCENARIOS
+
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()[2:]
+    registries = {"methods": METHODS, "datasets": DATASETS, "models": MODELS, "metrics": METRICS,
+                  "scenarios": SCENARIOS}  # fmt: skip
+    assert [ln.split()[0] for ln in lines] == list(registries)
+    for ln, reg in zip(lines, registries.values(), strict=True):
+        _, count, names = ln.split(maxsplit=2)
+        assert int(count) == len(reg) and names.split(", ") == list(reg)
+
+
 def test_train_unlearn_evaluate_roundtrip(workdir, capsys):
     orig = workdir / "orig"
     meta = json.loads((orig / "model.json").read_text())

@@ -7,16 +7,15 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, recall_score
 
 from unlearnkit import METRICS, collect, evaluate
-from unlearnkit.core.artifacts import dumps
 from unlearnkit.evaluation.metrics import (
-    accuracy,
     gap,
     loss_attack_accuracy,
     mia_efficacy,
     mia_nonmembers,
-    per_class_accuracy,
 )
 from unlearnkit.evaluation.outputs import Collected, Outputs
+from unlearnkit.evaluation.scores import accuracy, per_class_accuracy
+from unlearnkit.files import dumps
 
 
 def _outputs(n=200, k=5, seed=0):

@@ -17,8 +17,9 @@ from unlearnkit.core.gradients import attach_fisher, attached_fisher, fisher_dia
 from unlearnkit.data import View
 from unlearnkit.data.features import TRANSFORMS, register_transform, tile_positions
 from unlearnkit.data.scenarios import make_scenario
+from unlearnkit.evaluation.collection import collect
 from unlearnkit.evaluation.metrics import evaluate
-from unlearnkit.evaluation.outputs import collect, outputs_of
+from unlearnkit.evaluation.outputs import outputs_of
 
 
 def test_line_sets_exactly_a_4x1_segment_mid_left():

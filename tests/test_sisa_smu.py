@@ -13,10 +13,10 @@ import torch
 from unlearnkit import ForgetRequest, ParameterError, Splits, TrainConfig, build_model, fit
 from unlearnkit.core.artifacts import load_model, save_model
 from unlearnkit.core.models import model_hash
+from unlearnkit.core.sisa import noise_multiplier
 from unlearnkit.data import View
 from unlearnkit.errors import CheckpointError
 from unlearnkit.methods import SISAEnsemble, SMUModel, make_method, train_sisa, train_smu
-from unlearnkit.methods.sisa import noise_multiplier
 
 CFG = TrainConfig(epochs=2, lr=0.05, batch_size=32)
 

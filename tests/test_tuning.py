@@ -9,8 +9,8 @@ import pytest
 
 from unlearnkit.cli import main
 from unlearnkit.errors import ParameterError
+from unlearnkit.reporting.records import read_records
 from unlearnkit.running.benchconfig import load_config
-from unlearnkit.running.benchmark import read_records
 from unlearnkit.running.tuning import Param, default_space, holdout_roles, parse_space, search
 
 ROOT = Path(__file__).resolve().parents[1]

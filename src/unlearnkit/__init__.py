@@ -10,8 +10,8 @@ The public API in one screen::
     print(evaluate(collect(outcome.model, splits)))
 """
 
-__version__ = "0.1.0"
-
+from unlearnkit import _moved
+from unlearnkit._version import __version__
 from unlearnkit.core.models import MODELS, build_model, find_head
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data import (
@@ -35,10 +35,13 @@ from unlearnkit.errors import (
     UnlearnkitError,
     UnsupportedRequestError,
 )
+from unlearnkit.evaluation.collection import collect
 from unlearnkit.evaluation.metrics import METRICS, evaluate
-from unlearnkit.evaluation.outputs import Collected, Outputs, collect
+from unlearnkit.evaluation.outputs import Collected, Outputs
 from unlearnkit.methods import METHODS, Outcome, Unlearner, make_method
 from unlearnkit.running.experiment import ExperimentConfig, run_experiment
+
+_moved.install()  # old module paths (unlearnkit.metrics, ...) keep working for one release, with a warning
 
 __all__ = [
     "DATASETS",

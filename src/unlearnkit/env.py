@@ -36,7 +36,7 @@ def set_threads(threads: int | None) -> None:
 
 
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
-    from unlearnkit import __version__
+    from unlearnkit._version import __version__
 
     info: dict[str, Any] = {
         "unlearnkit": __version__,

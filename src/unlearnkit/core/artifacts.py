@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -23,7 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearnkit.core import sisa, smu  # noqa: F401  (importing them registers the preparations)
 from unlearnkit.errors import CheckpointError, OutputExistsError
+from unlearnkit.files import clean_json as clean_json  # the `as` names: re-exported for one release
+from unlearnkit.files import dumps, file_sha256, umask, write_bytes_atomic
+from unlearnkit.files import write_json_atomic as write_json_atomic
+from unlearnkit.files import write_text_atomic as write_text_atomic
 
 WEIGHTS = "model.safetensors"
 SIDECAR = "model.json"
@@ -31,70 +34,11 @@ FORMAT = "unlearnkit-model"
 FORMAT_VERSION = 1
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def clean_json(obj: Any) -> Any:
-    """Make ``obj`` strict-JSON: NaN/inf become None, tuples lists, tensors lists."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return clean_json(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(clean_json(obj), indent=2, allow_nan=False) + "\n"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    write_bytes_atomic(path, text.encode())
-
-
 def save_tensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Write named tensors as one safetensors file, atomically (CPU, contiguous copies)."""
     from safetensors.torch import save
 
     write_bytes_atomic(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_text_atomic(path, dumps(obj))
 
 
 def check_output_dir(out: str | Path, *, param: str = "--out") -> Path:
@@ -159,7 +103,7 @@ def save_model(
         (tmp / SIDECAR).write_text(dumps(meta))
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(dumps(obj))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp creates 0700
         if out.exists():
             out.rmdir()  # empty, checked above
         os.rename(tmp, out)
@@ -270,7 +214,6 @@ def _restore_prepared(folder: Path, prepared: Any, build: Any) -> nn.Module:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    import unlearnkit.methods  # noqa: F401  (registers the preparations)
     from unlearnkit.core.preparation import PREPARATIONS, PREPARED_WEIGHTS
 
     path = folder / PREPARED_WEIGHTS

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from unlearnkit.data.splits import View
+from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import ParameterError
 
 FISHER_ATTR = "_unlearnkit_fisher"
@@ -177,3 +177,24 @@ def attached_fisher(model: nn.Module) -> tuple[dict[str, torch.Tensor], str] | N
     """``(fisher, source)`` attached to ``model`` (see :func:`attach_fisher`), or ``None``."""
     value: Any = getattr(model, FISHER_ATTR, None)
     return value if isinstance(value, tuple) else None
+
+
+FISHER_DATA = ("except-target", "all")
+
+
+def training_fisher(model: nn.Module, splits: Splits, *, data: str = "except-target",
+                    device: str | torch.device = "cpu") -> nn.Module:  # fmt: skip
+    """Compute 000's Fisher on the pretraining data and attach it to ``model`` (a training-time artifact).
+
+    ``data="except-target"`` uses the training data except the target class
+    (D_r — 000's experiments); ``"all"`` uses D_r ∪ D_f (000's eq. 7).
+    """
+    if data not in FISHER_DATA:
+        raise ParameterError(f"The 'fisher_data' parameter must be one of {', '.join(FISHER_DATA)}; got {data!r}.")
+    if data == "all":
+        view, source = splits.train, f"all {len(splits.train)} pretraining samples (D_r and D_f, 000 eq. 7)"
+    else:
+        target = splits.info.get("target_class")
+        what = f"except class {target}" if target is not None else "except the forget set"
+        view, source = splits.retain, f"the {len(splits.retain)} pretraining samples {what} (000's experiments)"
+    return attach_fisher(model, fisher_diagonal(model, view, device=device), source)

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import ParameterError
@@ -141,29 +140,6 @@ def class_rows(view: View, target: int, *, other: bool = False) -> View:
     """The rows of ``view`` whose label is (or, with ``other``, is not) ``target``."""
     mask = (view.labels != target) if other else (view.labels == target)
     return view.subset(torch.nonzero(mask).flatten(), view.name)
-
-
-FISHER_DATA = ("except-target", "all")
-
-
-def training_fisher(model: nn.Module, splits: Splits, *, data: str = "except-target",
-                    device: str | torch.device = "cpu") -> nn.Module:  # fmt: skip
-    """Compute 000's Fisher on the pretraining data and attach it to ``model`` (a training-time artifact).
-
-    ``data="except-target"`` uses the training data except the target class
-    (D_r — 000's experiments); ``"all"`` uses D_r ∪ D_f (000's eq. 7).
-    """
-    from unlearnkit.core.gradients import attach_fisher, fisher_diagonal
-
-    if data not in FISHER_DATA:
-        raise ParameterError(f"The 'fisher_data' parameter must be one of {', '.join(FISHER_DATA)}; got {data!r}.")
-    if data == "all":
-        view, source = splits.train, f"all {len(splits.train)} pretraining samples (D_r and D_f, 000 eq. 7)"
-    else:
-        target = splits.info.get("target_class")
-        what = f"except class {target}" if target is not None else "except the forget set"
-        view, source = splits.retain, f"the {len(splits.retain)} pretraining samples {what} (000's experiments)"
-    return attach_fisher(model, fisher_diagonal(model, view, device=device), source)
 
 
 def load_images_npz(path: str, *, param: str, input_shape: tuple[int, ...]) -> View:

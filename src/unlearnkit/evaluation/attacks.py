@@ -36,43 +36,10 @@ import torch
 
 from unlearnkit.errors import ParameterError
 from unlearnkit.evaluation.outputs import Outputs
+from unlearnkit.evaluation.scores import confidence_features, sample_scores
 from unlearnkit.optional import optional_import
 from unlearnkit.registry import Registry
 from unlearnkit.validation import Constraint, Options, validate_parameters
-
-EPS = 1e-12
-
-
-def _probs(o: Outputs) -> torch.Tensor:
-    return torch.nan_to_num(o.logits.double(), neginf=-1e9).softmax(-1)
-
-
-def sample_scores(o: Outputs, kind: str) -> np.ndarray:
-    """Per-sample membership scores, higher = more member-like."""
-    p = _probs(o)
-    true = p.gather(1, o.labels.view(-1, 1)).squeeze(1)
-    if kind == "loss":
-        return np.asarray(-(-torch.log(true.clamp_min(EPS))).clamp(max=50.0).numpy())
-    if kind == "confidence":
-        return np.asarray(true.numpy())
-    if kind == "entropy":
-        return np.asarray((p * torch.log(p.clamp_min(EPS))).sum(1).numpy())  # = −entropy
-    if kind == "modified_entropy":  # Song & Mittal (2021): low for confident, correct predictions
-        wrong = p.clone()
-        wrong.scatter_(1, o.labels.view(-1, 1), 0.0)
-        me = -(1 - true) * torch.log(true.clamp_min(EPS)) - (wrong * torch.log((1 - wrong).clamp_min(EPS))).sum(1)
-        return np.asarray((-me).numpy())
-    raise ParameterError(f"The 'kind' parameter must be loss, confidence, entropy or modified_entropy; got {kind!r}.")
-
-
-def confidence_features(o: Outputs, *, with_loss: bool = False) -> np.ndarray:
-    """Sorted probability vector plus the true-label probability (and the loss): the shadow attack's input."""
-    p = _probs(o)
-    true = p.gather(1, o.labels.view(-1, 1))
-    cols = [p.sort(1, descending=True).values, true]
-    if with_loss:
-        cols.append(-torch.log(true.clamp_min(EPS)).clamp(max=50.0))
-    return np.asarray(torch.cat(cols, 1).numpy())
 
 
 class Attack(ABC):
@@ -310,8 +277,8 @@ def train_shadow_oracle(
         The fitted attack and facts about the shadow (sizes, train / held-out accuracy).
     """
     from unlearnkit.core.training import fit
-    from unlearnkit.evaluation.metrics import accuracy
     from unlearnkit.evaluation.outputs import outputs_of
+    from unlearnkit.evaluation.scores import accuracy
 
     if attack not in ("shadow", "shadow_loss"):
         raise ParameterError(

@@ -16,31 +16,14 @@ from typing import Union
 import numpy as np
 import torch
 
-from unlearnkit.data.splits import Splits
 from unlearnkit.evaluation.outputs import Collected, Outputs
+from unlearnkit.evaluation.scores import accuracy, per_class_accuracy, sample_scores
 from unlearnkit.registry import Registry
 
 MetricValue = Union[float, None, list[Union[float, None]]]  # noqa: UP007 (runtime alias on 3.10)
 
 
 # -- pure tensor functions -------------------------------------------------
-
-
-def accuracy(outputs: Outputs, classes: Sequence[int] | None = None) -> float | None:
-    """Share of correct arg-max predictions (restricted to ``classes``); None if empty."""
-    if len(outputs) == 0:
-        return None
-    return float((outputs.predictions(classes) == outputs.labels).double().mean())
-
-
-def per_class_accuracy(outputs: Outputs, num_classes: int, classes: Sequence[int] | None = None) -> list[float | None]:
-    """Accuracy on the samples of each true class (None for a class with no samples)."""
-    preds = outputs.predictions(classes)
-    result: list[float | None] = []
-    for c in range(num_classes):
-        mask = outputs.labels == c
-        result.append(float((preds[mask] == c).double().mean()) if bool(mask.any()) else None)
-    return result
 
 
 LOSS_CLIP = 50.0
@@ -214,8 +197,6 @@ def mia_efficacy(
     retrained reference is the target. Returns None when a side is empty.
     """
     from sklearn.svm import SVC
-
-    from unlearnkit.evaluation.attacks import sample_scores
 
     def confidence(o: Outputs) -> np.ndarray:  # one feature column: the true-label probability
         return sample_scores(o, "confidence")[:, None]
@@ -398,25 +379,9 @@ for _t, _what in (("hflip", "horizontal flip"), ("vflip", "vertical flip"), ("cr
     )
 
 
-def _applicable(kind: str, splits: Iterable[str], info: Iterable[str]) -> list[str]:
+def applicable(kind: str, splits: Iterable[str], info: Iterable[str]) -> list[str]:
     splits, info = list(splits), list(info)
     return [n for n, m in METRICS.items() if m.applies_to(kind, splits, info)]
-
-
-def required_splits(splits: Splits, metrics: Sequence[str] | None = None) -> list[str]:
-    """Split names (with transforms, e.g. ``forget@hflip``) the metrics read on ``splits``."""
-    from unlearnkit.evaluation.outputs import split_views
-
-    available = split_views(splits)
-    names = list(metrics) if metrics is not None else _applicable(splits.kind, available, splits.info)
-    if metrics is None and splits.train.x.dim() != 4:  # test-time image transforms need (N, C, H, W) inputs
-        names = [n for n in names if not any("@" in r for r in METRICS.get(n).requires)]
-    needed: list[str] = ["forget", "retain", "test"] if metrics is None else []  # facts every record reports
-    for n in names:
-        for r in METRICS.get(n).requires:
-            if r not in needed:
-                needed.append(r)
-    return needed
 
 
 def evaluate(collected: Collected, metrics: Sequence[str] | None = None, *, seed: int = 0) -> dict[str, MetricValue]:
@@ -424,7 +389,7 @@ def evaluate(collected: Collected, metrics: Sequence[str] | None = None, *, seed
     whose splits were collected)."""
     kind = collected.kind
     if metrics is None:
-        names = _applicable(kind, {n.partition("@")[0] for n in collected.outputs}, collected.info)
+        names = applicable(kind, {n.partition("@")[0] for n in collected.outputs}, collected.info)
         names = [n for n in names if all(r in collected for r in METRICS.get(n).requires)]
     else:
         names = list(metrics)

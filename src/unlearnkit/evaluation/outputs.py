@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.data.splits import Splits, View
+from unlearnkit.data.splits import Splits, View, request_kind
 from unlearnkit.registry import Registry
 
 
@@ -80,8 +80,6 @@ class Collected:
     @property
     def kind(self) -> str:
         """The request kind, as :attr:`Splits.kind <unlearnkit.data.Splits.kind>` gives it."""
-        from unlearnkit.data.splits import request_kind
-
         return request_kind(self.forget_classes, self.info)
 
 
@@ -143,35 +141,6 @@ def split_views(splits: Splits) -> dict[str, View]:
         "holdout": splits.holdout,
         **splits.extras,
     }
-
-
-def collect(
-    model: nn.Module,
-    splits: Splits,
-    *,
-    names: Sequence[str] | None = None,
-    device: str | torch.device = "cpu",
-) -> Collected:
-    """Collect ``model``'s outputs on each named split of ``splits``, once.
-
-    ``names`` are view names, optionally with a test-time transform
-    (``"forget@hflip"``); by default every split some registered metric
-    applicable to ``splits`` reads (see :func:`unlearnkit.evaluation.metrics.required_splits`).
-    """
-    if names is None:
-        from unlearnkit.evaluation.metrics import required_splits
-
-        names = required_splits(splits)
-    views = split_views(splits)
-    outputs = {}
-    for name in names:
-        base, _, tname = name.partition("@")
-        if base not in views:
-            raise KeyError(f"no split named {base!r}; available: {', '.join(views)}")
-        transform = INPUT_TRANSFORMS.get(tname) if tname else None
-        out = outputs_of(model, views[base], device=device, transform=transform)
-        outputs[name] = expand_outputs(out, splits.num_classes, splits.forget_classes)
-    return Collected(outputs, splits.num_classes, splits.forget_classes, dict(splits.info))
 
 
 def expand_outputs(out: Outputs, num_classes: int, forget_classes: Sequence[int]) -> Outputs:

@@ -1,6 +1,8 @@
 """The method registry. Adding a method = its module + one line here + its doc card."""
 
 from unlearnkit.core.preparation import PREPARATIONS
+from unlearnkit.core.sisa import SISAEnsemble, train_sisa
+from unlearnkit.core.smu import SMUModel, train_smu
 from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
@@ -9,8 +11,8 @@ from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.retrain import Retrain
 from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
 from unlearnkit.methods.selective import RLD, RND, SelectiveForgetting, Truncation
-from unlearnkit.methods.sisa import SISA, SISADP, SISAEnsemble, train_sisa
-from unlearnkit.methods.smu import SMU, SMUModel, train_smu
+from unlearnkit.methods.sisa import SISA, SISADP
+from unlearnkit.methods.smu import SMU
 from unlearnkit.methods.two_stage import TwoStage
 from unlearnkit.registry import Registry
 
@@ -32,10 +34,6 @@ METHODS.register("rnd", RND)
 METHODS.register("rld", RLD)
 METHODS.register("truncation", Truncation)
 METHODS.register("selective_forgetting", SelectiveForgetting)
-
-# Models prepared at training time for a method, by the name their sidecar stores.
-PREPARATIONS.register("sisa", SISAEnsemble)
-PREPARATIONS.register("smu", SMUModel)
 
 
 def make_method(name: str, **params: object) -> Unlearner:

@@ -94,8 +94,8 @@ class Context:
         """
         if not self.track_validation:
             return
-        from unlearnkit.evaluation.metrics import accuracy
         from unlearnkit.evaluation.outputs import outputs_of
+        from unlearnkit.evaluation.scores import accuracy
 
         start = time.perf_counter()
         splits = self.splits

@@ -179,8 +179,9 @@ class _Objective(Unlearner):
         """With ``track_validation``: accuracy on the four test datasets after each epoch (000 Fig. 4; not timed)."""
         if not ctx.track_validation or "test_extra" not in ctx.splits.extras:
             return
-        from unlearnkit.evaluation.metrics import FEATURE_VIEWS, accuracy
+        from unlearnkit.evaluation.metrics import FEATURE_VIEWS
         from unlearnkit.evaluation.outputs import outputs_of
+        from unlearnkit.evaluation.scores import accuracy
 
         start = time.perf_counter()
         row = {}

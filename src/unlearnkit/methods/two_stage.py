@@ -33,8 +33,8 @@ from torch import nn
 from unlearnkit.core.distillation import distill_kl
 from unlearnkit.core.training import TrainConfig, make_optimizer, to_device
 from unlearnkit.errors import ParameterError
-from unlearnkit.evaluation.metrics import accuracy
 from unlearnkit.evaluation.outputs import outputs_of
+from unlearnkit.evaluation.scores import accuracy
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.progress import progress_bar
 from unlearnkit.validation import Constraint, Interval, NoneOr, Options

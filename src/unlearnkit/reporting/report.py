@@ -165,7 +165,7 @@ def leaderboard(
 
 def markdown_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as Markdown."""
-    from unlearnkit.running.benchmark import read_records
+    from unlearnkit.reporting.records import read_records
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
@@ -365,7 +365,7 @@ def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
 
 def html_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as one self-contained HTML page (inline CSS and SVG, no scripts)."""
-    from unlearnkit.running.benchmark import read_records
+    from unlearnkit.reporting.records import read_records
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
@@ -414,8 +414,8 @@ def html_report(run_dir: str | Path) -> str:
 def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``summary.json`` (every metric's mean, std and 95% interval per
     cell, for programs) atomically for a run folder; returns their paths."""
-    from unlearnkit.core.artifacts import write_json_atomic, write_text_atomic
-    from unlearnkit.running.benchmark import read_records
+    from unlearnkit.files import write_json_atomic, write_text_atomic
+    from unlearnkit.reporting.records import read_records
 
     folder = Path(out) if out is not None else Path(run_dir)
     md, page, js = folder / "report.md", folder / "report.html", folder / "summary.json"

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearnkit.core.artifacts import clean_json, save_tensors_atomic, write_json_atomic
+from unlearnkit.core.artifacts import save_tensors_atomic
 from unlearnkit.core.models import build_model
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
@@ -40,14 +40,15 @@ from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.data.splits import Splits, split_dataset
 from unlearnkit.env import environment
 from unlearnkit.errors import OutputExistsError
+from unlearnkit.evaluation.collection import collect
 from unlearnkit.evaluation.metrics import evaluate, gap
-from unlearnkit.evaluation.outputs import collect
+from unlearnkit.files import clean_json, write_json_atomic
 from unlearnkit.methods import Retrain, make_method
+from unlearnkit.reporting.records import RECORDS, read_records
 from unlearnkit.running.benchconfig import BenchConfig, Entry
 from unlearnkit.running.executor import Task, TaskResult, make_executor
 from unlearnkit.running.experiment import GAP_METRICS, original_facts, summarize_diagnostics
 
-RECORDS = "records.jsonl"
 PHASE_ROWS = ("original", "retrain")
 
 
@@ -200,8 +201,9 @@ def fit_oracle(original: torch.nn.Module, splits: Splits, seed: int) -> dict[str
 def forgetting_rates(oracle: Mapping[str, Any], model: torch.nn.Module, splits: Splits, seed: int) -> dict[str, Any]:
     """003's FR on the forget set and CFR on retained training samples: ``oracle`` (from :func:`fit_oracle`)
     applied to the original ("before", stored) and to ``model`` ("after"); counts are reported with the rates."""
-    from unlearnkit.evaluation.attacks import catastrophic_forgetting_rate, forgetting_rate, sample_scores
+    from unlearnkit.evaluation.attacks import catastrophic_forgetting_rate, forgetting_rate
     from unlearnkit.evaluation.outputs import outputs_of
+    from unlearnkit.evaluation.scores import sample_scores
 
     retain, _ = _oracle_views(splits, seed)
 
@@ -271,21 +273,6 @@ class BenchRun:
     out: Path
     records: list[dict[str, Any]]
     skipped_cells: list[dict[str, Any]]
-
-
-def read_records(out: str | Path) -> list[dict[str, Any]]:
-    """The run's rows, the last one recorded for each (cell, seed) (a resumed run may have retried some)."""
-    path = Path(out) / RECORDS
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a kill: that row reruns on resume
-                    continue
-                rows[(r["cell"], r["seed"])] = r
-    return list(rows.values())
 
 
 def run_benchmark(

@@ -23,8 +23,10 @@ from unlearnkit.data.scenarios import SCENARIOS, make_scenario
 from unlearnkit.data.splits import split_dataset
 from unlearnkit.env import environment, resolve_device
 from unlearnkit.errors import DivergenceError, ParameterError, UnsupportedRequestError
-from unlearnkit.evaluation.metrics import accuracy, evaluate, gap
-from unlearnkit.evaluation.outputs import Collected, collect
+from unlearnkit.evaluation.collection import collect
+from unlearnkit.evaluation.metrics import evaluate, gap
+from unlearnkit.evaluation.outputs import Collected
+from unlearnkit.evaluation.scores import accuracy
 from unlearnkit.methods import Outcome, Retrain, make_method
 from unlearnkit.reporting.tables import mean_std, results_table
 
@@ -171,7 +173,7 @@ def run_experiment(
         stats = fit(original, splits.train, config.train, seed=seed, device=device, progress=progress, desc="original")
         original.eval()
         if splits.kind == "features":  # 000's EWC Fisher is a training-time artifact: computed with the original
-            from unlearnkit.data.features import training_fisher
+            from unlearnkit.core.gradients import training_fisher
 
             training_fisher(original, splits, device=device)
         orig_c = collect(original, splits, device=device)

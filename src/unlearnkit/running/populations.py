@@ -29,13 +29,14 @@ from typing import Any
 
 import torch
 
-from unlearnkit.core.artifacts import save_tensors_atomic, write_json_atomic
+from unlearnkit.core.artifacts import save_tensors_atomic
 from unlearnkit.core.models import MODELS, build_model
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import DATASETS, cached_dataset
 from unlearnkit.data.splits import ForgetRequest, Splits, View, split_dataset
 from unlearnkit.errors import ParameterError
 from unlearnkit.evaluation.outputs import outputs_of
+from unlearnkit.files import write_json_atomic
 from unlearnkit.methods import make_method
 from unlearnkit.running.executor import Executor, LocalExecutor, Task, TaskResult
 

@@ -224,8 +224,8 @@ def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[
     reference's holdout metrics are computed once per seed.
     """
     from unlearnkit.core.training import TrainConfig
+    from unlearnkit.evaluation.collection import collect
     from unlearnkit.evaluation.metrics import evaluate, gap
-    from unlearnkit.evaluation.outputs import collect
     from unlearnkit.methods import make_method
     from unlearnkit.running.benchmark import _splits, avg_gap, reference_models
     from unlearnkit.running.experiment import GAP_METRICS
@@ -284,8 +284,9 @@ def selective_objective(
     once, from the retain set, before the search.
     """
     from unlearnkit.core.gradients import attach_fisher, attached_fisher
-    from unlearnkit.evaluation.metrics import PATTERN_TARGETS, accuracy
+    from unlearnkit.evaluation.metrics import PATTERN_TARGETS
     from unlearnkit.evaluation.outputs import outputs_of
+    from unlearnkit.evaluation.scores import accuracy
     from unlearnkit.methods import make_method
     from unlearnkit.methods.selective import unlearning_time_fisher
 

@@ -1,0 +1,167 @@
+"""`unlearnkit train`: train an original model (optionally prepared for SISA / SMU, with 000's Fisher) and save it."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from unlearnkit.cli.common import (
+    EXIT_OK,
+    add_data,
+    add_runtime,
+    add_scenario,
+    add_training,
+    ints,
+    model_kwargs,
+    progress_enabled,
+    say,
+    scenario_from_args,
+    train_config,
+)
+from unlearnkit.errors import ParameterError
+
+
+def add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train an original model and save it")
+    add_data(p)
+    add_training(p)
+    add_scenario(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="new folder for the model (must not hold a model)")
+    g = p.add_argument_group("prepare for a method that needs it at training time (sisa, sisa_dp, smu)")
+    g.add_argument("--sisa-shards", type=int, default=None, help="train a SISA ensemble of this many shards")
+    g.add_argument("--sisa-slices", type=int, default=1, help="slices per shard (checkpoint after each)")
+    g.add_argument("--sisa-epochs-per-slice", type=int, default=None, help="default: max(1, round(epochs / slices))")
+    g.add_argument("--sisa-epsilon", type=float, default=None, help="train the shards with DP-SGD to this epsilon")
+    g.add_argument("--sisa-delta", type=float, default=1e-5, help="DP delta (with --sisa-epsilon)")
+    g.add_argument("--sisa-max-grad-norm", type=float, default=1.0, help="DP-SGD clipping norm")
+    g.add_argument(
+        "--fisher-data",
+        choices=["except-target", "all", "none"],
+        default=None,
+        help="backdoor / leakage: save 000's EWC Fisher computed on this data (default except-target)",
+    )
+    g.add_argument(
+        "--smu-candidates",
+        default=None,
+        help="record SMU contributions of N seeded training samples, or of positions given as i,j,... or a file",
+    )
+    add_runtime(p)
+
+
+def model_meta(
+    arch: str, ds: Any, kwargs: dict[str, Any], split: Any, scenario: Any, config: Any, seed: int, data_dir: str | None
+) -> dict[str, Any]:
+    return {
+        "architecture": {
+            "name": arch,
+            "input_shape": list(ds.input_shape),
+            "num_classes": ds.num_classes,
+            "kwargs": kwargs,
+        },
+        "dataset": {
+            "name": ds.name,
+            "sha256": ds.content_hash,
+            "data_dir": data_dir,
+            "split": {"seed": split.seed, "holdout_fraction": split.holdout_fraction, "train_size": split.train_size},
+        },
+        "classes": list(ds.class_names),
+        "scenario": scenario.describe(),
+        "training": config.to_dict(),
+        "seed": seed,
+    }
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from unlearnkit.core.artifacts import check_output_dir, save_model
+    from unlearnkit.core.models import MODELS, build_model
+    from unlearnkit.core.training import fit
+    from unlearnkit.data import load_dataset, split_dataset
+    from unlearnkit.env import environment, resolve_device, set_threads
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    check_output_dir(args.out)
+    config = train_config(args)
+    kwargs = model_kwargs(args.model_kwargs)
+    MODELS.get(args.arch)
+    scenario = scenario_from_args(args)
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    split = split_dataset(ds, seed=args.seed, holdout_fraction=args.holdout_fraction, train_size=args.train_size)
+    splits = scenario.prepare(split, seed=args.seed)
+    model: Any = build_model(args.arch, ds.input_shape, ds.num_classes, seed=args.seed, **kwargs)
+    say(f"training {args.arch} on {args.dataset}: {len(splits.train)} samples, {config.epochs} epochs")
+    start = time.perf_counter()
+    if args.sisa_shards is not None and args.smu_candidates is not None:
+        raise ParameterError("The '--sisa-shards' and '--smu-candidates' parameters exclude each other; got both.")
+    if args.sisa_shards is not None:
+        from unlearnkit.methods import train_sisa
+
+        say(
+            f"SISA: {args.sisa_shards} shards x {args.sisa_slices} slices"
+            + (f", DP-SGD epsilon {args.sisa_epsilon}" if args.sisa_epsilon is not None else "")
+        )
+        model = train_sisa(
+            model,
+            splits.train,
+            config,
+            shards=args.sisa_shards,
+            slices=args.sisa_slices,
+            epochs_per_slice=args.sisa_epochs_per_slice,
+            seed=args.seed,
+            dp_epsilon=args.sisa_epsilon,
+            dp_delta=args.sisa_delta,
+            max_grad_norm=args.sisa_max_grad_norm,
+            device=device,
+            progress=progress_enabled(args),
+        )
+        final = ""
+    elif args.smu_candidates is not None:
+        from unlearnkit.methods import train_smu
+
+        text = args.smu_candidates.strip()
+        candidates: Any
+        if text.isdigit():
+            candidates = int(text)
+        elif "," in text:
+            candidates = ints(text, "--smu-candidates")
+        else:
+            from unlearnkit.data import ForgetRequest
+
+            if not Path(text).is_file():
+                raise ParameterError(
+                    "The '--smu-candidates' parameter must be a count, a comma list of positions or an existing "
+                    f"file of positions; got {text!r}."
+                )
+            candidates = list(ForgetRequest.from_file(text).indices or ())
+        model = train_smu(
+            model,
+            splits.train,
+            config,
+            candidates=candidates,
+            seed=args.seed,
+            device=device,
+            progress=progress_enabled(args),
+        )
+        final = ""
+    else:
+        stats = fit(
+            model, splits.train, config, seed=args.seed, device=device, progress=progress_enabled(args), desc="train"
+        )
+        final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
+    seconds = time.perf_counter() - start
+    fisher = args.fisher_data or ("except-target" if scenario.kind == "features" else "none")
+    if fisher != "none":
+        from unlearnkit.core.gradients import training_fisher
+
+        t0 = time.perf_counter()
+        training_fisher(model, splits, data=fisher, device=device)
+        say(f"Fisher ({fisher}) computed in {time.perf_counter() - t0:.1f}s")
+    meta = model_meta(args.arch, ds, kwargs, split, scenario, config, args.seed, args.data_dir)
+    meta["train_seconds"] = seconds
+    meta["created_by"] = environment(device)
+    save_model(model, args.out, meta)
+    print(f"saved {args.out} (trained in {seconds:.1f}s{final})")
+    return EXIT_OK

@@ -1,0 +1,220 @@
+"""`unlearnkit unlearn` and `unlearnkit evaluate`: forget a request on a saved model; measure a saved model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from unlearnkit.cli.common import (
+    EXIT_OK,
+    add_forget,
+    add_runtime,
+    check_json_target,
+    context_from_model,
+    parse_settings,
+    progress_enabled,
+    request_from_args,
+    say,
+)
+from unlearnkit.errors import ParameterError
+
+
+def add_unlearn(sub: Any) -> None:
+    p = sub.add_parser("unlearn", help="make a saved model forget a request; write the new model and its record")
+    p.add_argument("--model", dest="model_dir", required=True, help="folder of a model saved by unlearnkit")
+    p.add_argument("--method", required=True, help="method name (unlearnkit list methods)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="method setting, e.g. --set beta=0.9"
+    )
+    add_forget(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True, help="new folder for the unlearned model")
+    p.add_argument("--json", default=None, help="also write the run record to this file")
+    p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
+    add_runtime(p)
+
+
+def add_evaluate(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="measure a saved model (optionally against a retrained reference)")
+    p.add_argument("--model", dest="model_dir", required=True)
+    p.add_argument("--reference", default=None, help="folder of the retrained reference model")
+    add_forget(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--json", default=None, help="write the metrics record to this file")
+    add_runtime(p)
+
+
+def request_from_record(d: dict[str, Any]) -> Any:
+    """Rebuild a request recorded by ``unlearn`` (explicit indices are not stored, only their hash)."""
+    from unlearnkit.data import ForgetRequest
+
+    if d.get("kind") == "classes":
+        return ForgetRequest.from_classes(d["classes"])
+    if "fraction" in d:
+        return ForgetRequest.random_fraction(d["fraction"], stratified=d.get("stratified", True))
+    if "count" in d:
+        return ForgetRequest.random_count(d["count"], stratified=d.get("stratified", True))
+    raise ParameterError(
+        "this model was unlearned with explicit indices; pass the same --forget-indices file to evaluate it."
+    )
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from unlearnkit.core.artifacts import check_output_dir, save_model
+    from unlearnkit.core.models import num_outputs
+    from unlearnkit.core.training import TrainConfig
+    from unlearnkit.env import environment, resolve_device, set_threads
+    from unlearnkit.evaluation.collection import collect
+    from unlearnkit.evaluation.metrics import evaluate
+    from unlearnkit.files import file_sha256, write_json_atomic
+    from unlearnkit.methods import make_method
+    from unlearnkit.running.experiment import GAP_METRICS, summarize_diagnostics
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    check_output_dir(args.out)
+    check_json_target(args.json)
+    method = make_method(args.method, **parse_settings(args.set, qualified=False).get("", {}))
+    request = request_from_args(args)
+    model, meta, _ds, split, scenario = context_from_model(args.model_dir, args.data_dir)
+    splits = scenario.prepare(split, seed=meta["seed"], request=request)
+    method.check_request(splits)
+    recipe = TrainConfig.from_dict(meta["training"])
+    say(f"{args.method}: forgetting {len(splits.forget)} of {len(splits.train)} training samples")
+    outcome = method.unlearn(
+        model,
+        splits,
+        seed=args.seed,
+        recipe=recipe,
+        device=device,
+        progress=progress_enabled(args),
+        track_validation=args.track_validation,
+    )
+    metrics = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
+    new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights_sha256")}
+    unlearning = {
+        "method": outcome.method,
+        "params": outcome.params,
+        "seed": args.seed,
+        "seconds": outcome.seconds,
+        "steps": outcome.steps,
+        "samples_seen": outcome.samples_seen,
+        "request": splits.request.describe() if splits.request else None,
+        "forget_sha256": splits.request_hash(),
+        "n_forget": len(splits.forget),
+        "parent_weights_sha256": file_sha256(Path(args.model_dir) / "model.safetensors"),
+        "diagnostics": summarize_diagnostics(outcome.diagnostics),
+    }
+    new_meta["unlearning"] = unlearning
+    outputs = num_outputs(outcome.model)
+    if outputs != new_meta["architecture"]["num_classes"]:  # a method dropped the forgotten classes' outputs
+        new_meta["architecture"] = {**new_meta["architecture"], "num_classes": outputs}
+        new_meta["output_classes"] = splits.remaining_classes
+    new_meta["created_by"] = environment(device)
+    record = {
+        "config": {
+            "command": "unlearn",
+            "model": str(args.model_dir),
+            "method": args.method,
+            "params": outcome.params,
+            "seed": args.seed,
+            "request": unlearning["request"],
+        },
+        "env": environment(device),
+        "results": [
+            {
+                "method": outcome.method,
+                "seed": args.seed,
+                "scenario": scenario.name,
+                "seconds": outcome.seconds,
+                "speedup": None,
+                "metrics": metrics,
+            }
+        ],
+    }
+    save_model(outcome.model, args.out, new_meta, extra_json={"record.json": record})
+    if args.json:
+        write_json_atomic(args.json, record)
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in GAP_METRICS if isinstance(metrics.get(k), float))
+    print(f"saved {args.out} ({outcome.seconds:.2f}s): {shown}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from unlearnkit.core.artifacts import load_model
+    from unlearnkit.env import environment, resolve_device, set_threads
+    from unlearnkit.evaluation.collection import collect
+    from unlearnkit.evaluation.metrics import METRICS, evaluate, gap
+    from unlearnkit.files import write_json_atomic
+    from unlearnkit.reporting.tables import render
+    from unlearnkit.running.experiment import GAP_METRICS
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    check_json_target(args.json)
+    request = request_from_args(args)
+    model, meta, _ds, split, scenario = context_from_model(args.model_dir, args.data_dir)
+    recorded = meta.get("unlearning", {})
+    if request is None and recorded.get("request"):
+        request = request_from_record(recorded["request"])
+    # Random requests are drawn with the training seed, as `unlearn` does.
+    splits = scenario.prepare(split, seed=meta["seed"], request=request)
+    if recorded.get("forget_sha256") and recorded["forget_sha256"] != splits.request_hash():
+        say("note: this forget set differs from the one the model was unlearned with")
+    metrics = evaluate(collect(model, splits, device=device), seed=args.seed)
+    ref_metrics = None
+    if args.reference:
+        ref_model, _ = load_model(args.reference)
+        ref_metrics = evaluate(collect(ref_model, splits, device=device), seed=args.seed)
+    rows = []
+    for name, value in metrics.items():
+        if not METRICS.get(name).scalar:
+            continue
+        ref = ref_metrics.get(name) if ref_metrics else None
+        cells = [name, METRICS.get(name).direction, "—" if value is None else f"{value:.4f}"]
+        if ref_metrics is not None:
+            g = gap(value, ref)
+            cells += ["—" if ref is None else f"{ref:.4f}", "—" if g is None else f"{g:.4f}"]
+        rows.append(cells)
+    headers = ["metric", "direction", "model"] + (["reference", "|gap|"] if ref_metrics is not None else [])
+    print(render(headers, rows, title=f"{args.model_dir}: forget set of {len(splits.forget)} samples"))
+    if args.json:
+        result = {
+            "method": meta.get("unlearning", {}).get("method", "model"),
+            "seed": args.seed,
+            "scenario": scenario.name,
+            "seconds": meta.get("unlearning", {}).get("seconds"),
+            "speedup": None,
+            "metrics": metrics,
+        }
+        results = [result]
+        if ref_metrics is not None:
+            result["gap"] = {k: gap(metrics.get(k), ref_metrics.get(k)) for k in GAP_METRICS}
+            results.append(
+                {
+                    "method": "retrain",
+                    "seed": args.seed,
+                    "scenario": scenario.name,
+                    "seconds": None,
+                    "speedup": 1.0,
+                    "metrics": ref_metrics,
+                }
+            )
+        write_json_atomic(
+            args.json,
+            {
+                "config": {
+                    "command": "evaluate",
+                    "model": args.model_dir,
+                    "reference": args.reference,
+                    "n_forget": len(splits.forget),
+                    "forget_sha256": splits.request_hash(),
+                },
+                "env": environment(device),
+                "results": results,
+            },
+        )
+    return EXIT_OK
