@@ -1,6 +1,5 @@
 """000 (selective forgetting) results: pattern A (Table 2) and patterns B / C (Figure 4) on real data.
 
-    pip install -e '.[plot]'                   # matplotlib, for the PNG plots
     python bench/selective.py                  # ~45 min on 2 cores; writes docs/results/selective.md + img/
     python bench/selective.py --render-only    # re-render from docs/results/selective.json
 
@@ -26,7 +25,6 @@ import torch
 
 from _results import pct, results_parser
 from unlearnkit import TrainConfig, make_method
-from unlearnkit.core.artifacts import clean_json, write_bytes_atomic, write_text_atomic
 from unlearnkit.core.gradients import training_fisher
 from unlearnkit.core.models import build_model
 from unlearnkit.core.training import fit
@@ -34,8 +32,11 @@ from unlearnkit.data import ForgetRequest, Splits, load_dataset, split_dataset
 from unlearnkit.data.scenarios import make_scenario
 from unlearnkit.env import environment
 from unlearnkit.errors import DivergenceError
-from unlearnkit.evaluation.metrics import FEATURE_VIEWS, accuracy, evaluate
-from unlearnkit.evaluation.outputs import collect, outputs_of
+from unlearnkit.evaluation.collection import collect
+from unlearnkit.evaluation.metrics import FEATURE_VIEWS, evaluate
+from unlearnkit.evaluation.outputs import outputs_of
+from unlearnkit.evaluation.scores import accuracy
+from unlearnkit.files import clean_json, write_bytes_atomic, write_text_atomic
 from unlearnkit.reporting.tables import markdown_table
 from unlearnkit.running.tuning import SELECTIVE_SPACE, search, selective_objective
 
@@ -259,41 +260,29 @@ def feature_table(record: dict, dataset: str, transform: str, pattern: str) -> s
 
 
 def plot(record: dict, dataset: str, transform: str, pattern: str, out: Path) -> str | None:
-    try:
-        import matplotlib
+    from unlearnkit.reporting import plots
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     cs = cases(record, dataset, transform)
     if not cs:
         return None
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2), sharey=True)
-    colors = {"CE": "tab:gray", "CE+Fisher": "tab:blue", "CE+Fisher+RLD": "tab:red"}
     targets = {"B": ("retain", "clean", "extra"), "C": ("retain", "forget", "extra")}[pattern]
     titles = {"retain": "D_r", "forget": "D_f", "clean": "D_f,clean", "extra": "D_r,extra"}
-    for ax, key in zip(axes, FEATURE_VIEWS, strict=True):
+    panels = {}
+    for key in FEATURE_VIEWS:
+        series = {}
         for label in VARIANTS:
-            curves = np.array([[e[key] for e in c[pattern][label]["curve"]] for c in cs])
-            m, s = curves.mean(0), curves.std(0)
-            x = np.arange(len(m))
-            ax.plot(x, 100 * m, label=label, color=colors[label])
-            ax.fill_between(x, 100 * (m - s), 100 * (m + s), color=colors[label], alpha=0.2)
-        ax.set_title(titles[key] + (" ↑" if key in targets else ""))
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy %")
-    axes[-1].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{dataset}, {transform}, pattern {pattern} ({len(cs)} seeds, mean ± std)")
-    fig.tight_layout()
+            curves = 100 * np.array([[e[key] for e in c[pattern][label]["curve"]] for c in cs])
+            series[label] = (curves.mean(0), curves.std(0))
+        panels[titles[key] + (" ↑" if key in targets else "")] = series
+    fig = plots.curve_panels(
+        panels,
+        xlabel="epoch",
+        ylabel="test accuracy %",
+        title=f"{dataset}, {transform}, pattern {pattern} ({len(cs)} seeds, mean ± std)",
+        colors_by_name={"CE": "tab:gray", "CE+Fisher": "tab:blue", "CE+Fisher+RLD": "tab:red"},
+    )
     name = f"img/selective_{dataset}_{transform}_{pattern}.png"
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    write_bytes_atomic(out.parent / name, buf.getvalue())
+    write_bytes_atomic(out.parent / name, plots.png(fig, dpi=90))
     return name
 
 

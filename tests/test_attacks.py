@@ -12,14 +12,15 @@ from unlearnkit.errors import DataError, ParameterError, UnknownNameError
 from unlearnkit.evaluation.attacks import (
     ATTACKS,
     catastrophic_forgetting_rate,
+    confidence_features,
     forgetting_rate,
     make_attack,
     oracle_quality,
     roc_summary,
+    sample_scores,
     train_shadow_oracle,
 )
 from unlearnkit.evaluation.outputs import Outputs
-from unlearnkit.evaluation.scores import confidence_features, sample_scores
 
 
 def _outputs(probs: list[list[float]], labels: list[int]) -> Outputs:

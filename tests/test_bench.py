@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unlearnkit.cli import main
@@ -77,6 +78,7 @@ def test_markdown_report_has_original_rows_and_skips(tiny_run):
     assert md.count("| original (no unlearning) |") == 2
     assert "filtration skipped: supports classes requests, not samples" in md
     assert "unlearnkit bench" in md and "Config hash" in md
+    assert "A negative CFR means" in md  # the sign of CFR is explained where it is shown
 
 
 def _chromium():
@@ -112,19 +114,35 @@ def test_html_report_in_headless_chromium(tiny_run):
         sizes = browser.execute_script(
             "return Array.from(document.querySelectorAll('svg, img')).map(e => {"
             "const r = e.getBoundingClientRect(); return [e.tagName, r.width, r.height,"
-            " e.tagName === 'IMG' ? e.naturalWidth : e.querySelectorAll('circle, rect, polyline').length]; })"
+            " e.tagName === 'IMG' ? e.naturalWidth"
+            " : Array.from(e.querySelectorAll('[id^=series-]')).map(g => g.id)]; })"
         )
         assert len(sizes) == 6  # a scatter, a bar chart and the MIA ROC curves per scenario
-        assert all(w > 100 and h > 100 and marks > 0 for _, w, h, marks in sizes)
+        assert all(w > 100 and h > 100 and len(marks) > 0 for _, w, h, marks in sizes)
         rows = browser.execute_script(
-            "return Array.from(document.querySelectorAll('h2 + table')).map(t => [t.previousElementSibling.textContent,"
+            "return Array.from(document.querySelectorAll('h2 + .scroll > table')).map(t => "
+            "[t.parentElement.previousElementSibling.textContent,"
             " Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))]);"
         )
+        # the wide table scrolls inside its box instead of wrapping a token per line
+        wraps = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.scroll td')).filter(td => td.getClientRects().length > 0"
+            " && td.getBoundingClientRect().height > 2.2 * parseFloat(getComputedStyle(td).lineHeight || 16)).length;"
+        )
+        assert wraps == 0
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "tiny_report.png"))
     finally:
         browser.quit()
     assert [title for title, _ in rows] == ["digits / mlp / class", "digits / mlp / random"]
+    # every chart names the methods of its records: scatter = methods (not retrain/original), ROC and bars = all
+    for (_, _, _, scatter), (_, _, _, bars), (_, _, _, roc), scenario in zip(
+        sizes[0::3], sizes[1::3], sizes[2::3], ("class", "random"), strict=True
+    ):
+        methods = {v["method"] for v in summary.values() if v["scenario"] == scenario}
+        assert set(scatter) == {f"series-{m}" for m in methods - {"retrain", "original"}}
+        assert set(roc) == {f"series-{m}" for m in methods}
+        assert {b.split("-class-")[0] for b in bars} == {f"series-{m}" for m in methods}
     for title, table in rows:
         scenario = title.split(" / ")[2]
         for cells in table:
@@ -135,6 +153,8 @@ def test_html_report_in_headless_chromium(tiny_run):
             assert cells[2] == f"{100 * s['metrics']['forget_accuracy']['mean']:.1f} ± " \
                 f"{100 * s['metrics']['forget_accuracy']['std']:.1f}"  # fmt: skip
             assert cells[-1] == str(len(s["seeds"]))
+            sec = s["seconds"]  # significant digits: a 5 ms method does not print as 0.00 ± 0.00
+            assert cells[9] == f"{sec['mean']:.3g} ± {sec['std']:.2g}" and cells[9] != "0.00 ± 0.00"
     assert (ARTIFACTS / "tiny_report.png").stat().st_size > 10_000
 
 
@@ -255,6 +275,39 @@ def test_pareto_front_and_bootstrap_interval():
     lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
     assert 1.0 <= lo < 3.0 < hi <= 5.0
     assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    # against a hand-written percentile bootstrap with the same draws (numpy reference)
+    values = np.array([0.3, 1.7, 2.2, 0.9, 4.1, 2.5])
+    draws = np.random.default_rng(7).integers(0, values.size, size=(500, values.size))
+    ref = np.quantile(values[draws].mean(1), [0.025, 0.975])
+    assert bootstrap_ci(list(values), n_boot=500, seed=7) == pytest.approx(tuple(ref), abs=1e-12)
+
+
+def test_charts_draw_the_numbers_of_the_records(tiny_run):
+    """The matplotlib artists hold the summary's numbers: scatter points, bar heights, ROC curves."""
+    from unlearnkit.evaluation.metrics import ROC_FPR_GRID
+    from unlearnkit.reporting import plots
+    from unlearnkit.reporting.report import chart_data
+
+    cells = [c for c in summarize(read_records(tiny_run)) if c["scenario"] == "class"]
+    data = chart_data(cells)
+    by = {c["method"]: c for c in cells}
+    fig = plots.gap_vs_time(data["gap_vs_time"], data["front"])
+    points = {a.get_gid(): tuple(a.get_offsets()[0]) for a in fig.axes[0].collections if a.get_gid()}
+    assert points == {plots.gid(m): pytest.approx((by[m]["seconds"]["mean"], by[m]["avg_gap"]["mean"]))
+                      for m in by if m not in ("retrain", "original")}  # fmt: skip
+    fig.canvas.draw()  # tick labels are set when drawn
+    ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert len(ticks) >= 2  # the log axis reads: more than one labelled tick
+    fig = plots.per_class_bars(data["per_class"])
+    heights = {p.get_gid(): p.get_height() for p in fig.axes[0].patches if p.get_gid()}
+    for m, c in by.items():
+        for k, v in enumerate(c["per_class_test_accuracy"]):
+            assert heights[plots.gid(f"{m}-class-{k}")] == pytest.approx(100 * (v or 0.0))
+    fig = plots.roc_curves(ROC_FPR_GRID, data["roc"])
+    lines = {ln.get_gid(): list(ln.get_ydata()) for ln in fig.axes[0].lines if ln.get_gid()}
+    assert lines == {plots.gid(m): pytest.approx(c["mia_loss_roc"]) for m, c in by.items()}
+    fig.canvas.draw()
+    assert all(t.get_text() for t in fig.axes[0].get_xticklabels())  # the ROC axes have tick labels
 
 
 def test_ray_executor_gives_the_local_records(tiny_run, tmp_path):

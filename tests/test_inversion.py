@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 
 import numpy as np
 import pytest
@@ -15,26 +14,13 @@ from unlearnkit.methods import make_method
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """Minimal decoder for the 8-bit, filter-0 PNGs :func:`png_bytes` writes."""
+    """Decode a PNG with Pillow: 8-bit grayscale or RGB, as written by :func:`png_bytes`."""
+    from PIL import Image
+
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    w, h, depth, color = header[:4]
-    assert depth == 8
-    channels = 1 if color == 0 else 3
-    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(h, 1 + w * channels)
-    assert (raw[:, 0] == 0).all()
-    pixels = raw[:, 1:]
-    return pixels.reshape(h, w) if channels == 1 else pixels.reshape(h, w, 3)
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG" and img.mode in ("L", "RGB")
+        return np.asarray(img)
 
 
 def test_png_round_trip_gray_and_rgb(tmp_path):

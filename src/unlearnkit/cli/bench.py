@@ -9,13 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.cli.common import (
-    EXIT_OK,
-    add_runtime,
-    ints,
-    progress_enabled,
-    say,
-)
+from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
 
 
@@ -34,7 +28,7 @@ def add_bench(sub: Any) -> None:
         default=[],
         help="TOML fragment with [methods.NAME] settings (e.g. a tune run's best.toml) overriding the file's",
     )
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def add_tune(sub: Any) -> None:
@@ -50,7 +44,7 @@ def add_tune(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     p.add_argument("--cache", default=None, help="model cache shared with bench (default: OUT/cache)")
     p.add_argument("--out", required=True, help="new folder for best.toml (a [methods] fragment) and history.json")
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def add_report(sub: Any) -> None:
@@ -65,7 +59,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
-        overrides["seeds"] = list(ints(args.seeds, "--seeds"))
+        overrides["seeds"] = list(common.ints(args.seeds, "--seeds"))
     config = load_config(args.config, overrides=overrides, settings=args.settings)
     if args.executor is not None:
         from dataclasses import replace
@@ -76,7 +70,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = replace(config, executor={**config.executor, "name": args.executor})
     start = time.perf_counter()
     run = run_benchmark(
-        config, args.out, resume=args.resume, cache_dir=args.cache, progress=progress_enabled(args), log=say
+        config,
+        args.out,
+        resume=args.resume,
+        cache_dir=args.cache,
+        progress=common.show_progress(args),
+        log=common.say,
     )
     errors = [r for r in run.records if r.get("status") != "ok"]
     print(
@@ -88,7 +87,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         for path in write_report(args.out):
             print(f"wrote {path}")
-    return EXIT_OK
+    return common.EXIT_OK
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -104,7 +103,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     validate_parameters("tune", {"--trials": args.trials}, {"--trials": Interval(int, 1, None)})
     config = load_config(args.config)
     out = check_output_dir(args.out)
-    seeds = ints(args.tuning_seeds, "--tuning-seeds")
+    seeds = common.ints(args.tuning_seeds, "--tuning-seeds")
     clash = sorted(set(seeds) & set(config.seeds))
     if clash:
         raise ParameterError(
@@ -141,7 +140,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     objective = holdout_gap_objective(spec, method.name, seeds, cache)
     start = time.perf_counter()
     result = search(
-        objective, space, trials=args.trials, seed=args.seed, fixed=method.options, progress=progress_enabled(args)
+        objective,
+        space,
+        trials=args.trials,
+        seed=args.seed,
+        fixed=method.options,
+        progress=common.show_progress(args),
     )
     seconds = time.perf_counter() - start
     lines = [
@@ -168,7 +172,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(
         f"trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed"
     )
-    return EXIT_OK
+    return common.EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -181,4 +185,4 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     for path in write_report(args.run_dir, out=args.out):
         print(f"wrote {path}")
-    return EXIT_OK
+    return common.EXIT_OK

@@ -56,15 +56,14 @@ def add_training(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
 
 
+def add_settings(p: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
+    """A repeatable ``KEY=VALUE`` option (``--set``, ``--scenario-set``), read by :func:`parse_settings`."""
+    p.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
+
+
 def add_scenario(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default=None, help="scenario name (unlearnkit list scenarios)")
-    p.add_argument(
-        "--scenario-set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario option, e.g. --scenario mislabel --scenario-set count=50",
-    )
+    add_settings(p, "--scenario-set", "KEY=VALUE", "scenario option, e.g. --scenario mislabel --scenario-set count=50")
     p.add_argument("--transform", default=None, help="backdoor / leakage: the feature (line, tile, color, ...)")
     p.add_argument("--target-class", type=int, default=None, help="backdoor / leakage: the class carrying it")
     add_forget(p)
@@ -201,7 +200,7 @@ def model_kwargs(text: str) -> dict[str, Any]:
     return kwargs
 
 
-def progress_enabled(args: argparse.Namespace) -> bool:
+def show_progress(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 

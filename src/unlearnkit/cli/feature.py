@@ -6,15 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.cli.common import (
-    EXIT_OK,
-    add_runtime,
-    check_json_target,
-    context_from_model,
-    parse_settings,
-    progress_enabled,
-    say,
-)
+from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
 
 
@@ -33,14 +25,12 @@ def add_forget_feature(sub: Any) -> None:
     p.add_argument("--pattern", choices=["B", "C"], default="B", help="B: backdoor (default), C: leakage")
     p.add_argument("--search-trials", type=int, default=0, help="Optuna trials choosing lr, lam_kl, lam_f (0: none)")
     p.add_argument("--folds", type=int, default=2, help="cross-validation folds per trial (000: 5)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="selective_forgetting setting (fixed)"
-    )
+    common.add_settings(p, "--set", "KEY=VALUE", "selective_forgetting setting (fixed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True, help="new folder for the model, record.json and search.json")
     p.add_argument("--json", default=None, help="also write the run record to this file")
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def cmd_forget_feature(args: argparse.Namespace) -> int:
@@ -63,7 +53,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
         {"--search-trials": Interval(int, 0, None), "--folds": Interval(int, 1, 5)},
     )
     check_output_dir(args.out)
-    check_json_target(args.json)
+    common.check_json_target(args.json)
     by_transform = args.transform is not None
     by_files = args.forget is not None or args.forget_clean is not None
     if by_transform == by_files:
@@ -71,9 +61,9 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
             "The feature must be given either as '--transform' with '--target-class' or as '--forget' with "
             "'--forget-clean' files; got " + ("both." if by_transform else "neither.")
         )
-    settings = parse_settings(args.set, qualified=False).get("", {})
+    settings = common.parse_settings(args.set, qualified=False).get("", {})
     make_method("selective_forgetting", **settings)  # bad settings fail before any work
-    model, meta, ds, split, _scenario = context_from_model(args.model_dir, args.data_dir)
+    model, meta, ds, split, _scenario = common.context_from_model(args.model_dir, args.data_dir)
     if by_transform:
         if args.target_class is None:
             raise ParameterError("The '--target-class' parameter is required with '--transform'; got none.")
@@ -103,18 +93,20 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
         from unlearnkit.running.tuning import SELECTIVE_SPACE, search, selective_objective
 
         space = {k: v for k, v in SELECTIVE_SPACE.items() if k not in settings}
-        say(f"searching {', '.join(space)} over {args.search_trials} trials x {args.folds} folds (holdout data only)")
+        common.say(
+            f"searching {', '.join(space)} over {args.search_trials} trials x {args.folds} folds (holdout data only)"
+        )
         objective = selective_objective(model, splits, pattern=args.pattern, folds=args.folds, seed=args.seed,
                                         fixed=settings)  # fmt: skip
         result = search(objective, space, trials=args.search_trials, seed=args.seed, direction="maximize",
-                        fixed=settings, progress=progress_enabled(args))  # fmt: skip
+                        fixed=settings, progress=common.show_progress(args))  # fmt: skip
         settings = result.best_params
         search_record = {"space": {k: p.to_dict() for k, p in space.items()}, **result.to_dict()}
-        say(f"best cross-validated minimum accuracy {result.best_value:.4f} with {settings}")
+        common.say(f"best cross-validated minimum accuracy {result.best_value:.4f} with {settings}")
     method = make_method("selective_forgetting", **settings)
-    say(f"forgetting the feature in {len(splits.forget)} images (pattern {args.pattern})")
+    common.say(f"forgetting the feature in {len(splits.forget)} images (pattern {args.pattern})")
     before = evaluate(collect(model, splits, device=device), seed=args.seed)
-    outcome = method.unlearn(model, splits, seed=args.seed, device=device, progress=progress_enabled(args))
+    outcome = method.unlearn(model, splits, seed=args.seed, device=device, progress=common.show_progress(args))
     after = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights_sha256")}
     new_meta["unlearning"] = {
@@ -151,4 +143,4 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
 
     print(results_table(record["results"], title=f"forget-feature, pattern {args.pattern}"))
     print(f"saved {args.out} ({outcome.seconds:.2f}s)")
-    return EXIT_OK
+    return common.EXIT_OK

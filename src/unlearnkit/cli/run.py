@@ -7,43 +7,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.cli.common import (
-    EXIT_OK,
-    add_data,
-    add_runtime,
-    add_scenario,
-    add_training,
-    check_json_target,
-    ints,
-    model_kwargs,
-    parse_settings,
-    progress_enabled,
-    say,
-    scenario_from_args,
-    train_config,
-)
+from unlearnkit.cli import common
 
 
 def add_run(sub: Any) -> None:
     p = sub.add_parser(
         "run", help="end to end: original, retrained reference, each method, table (no options: the demo)"
     )
-    add_data(p, defaults=False)
-    add_training(p, epochs=3)
-    add_scenario(p)
+    common.add_data(p, defaults=False)
+    common.add_training(p, epochs=3)
+    common.add_scenario(p)
     p.add_argument("--methods", default=None, help="comma-separated methods (default: finetune,neggrad,neggrad_plus)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="METHOD.KEY=VALUE",
-        help="method setting, e.g. --set neggrad_plus.beta=0.9",
-    )
+    common.add_settings(p, "--set", "METHOD.KEY=VALUE", "method setting, e.g. --set neggrad_plus.beta=0.9")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", default=None, help="new folder for record.json and table.md")
     p.add_argument("--json", default=None, help="write the run record to this file")
     p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -64,8 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.out:
         check_output_dir(args.out)
-    check_json_target(args.json)
-    seeds = ints(args.seeds, "--seeds")
+    common.check_json_target(args.json)
+    seeds = common.ints(args.seeds, "--seeds")
     demo = (
         args.dataset is None
         and args.scenario is None
@@ -79,20 +59,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if demo:
         configs = demo_configs(seeds=seeds, device=args.device, data_dir=args.data_dir)
     else:
-        scenario = scenario_from_args(args)
+        scenario = common.scenario_from_args(args)
         default = FEATURE_METHODS if scenario.kind == "features" else DEMO_METHODS
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else default
         configs = [
             ExperimentConfig(
                 dataset=args.dataset or "mnist",
                 model=args.arch,
-                model_kwargs=model_kwargs(args.model_kwargs),
+                model_kwargs=common.model_kwargs(args.model_kwargs),
                 scenario=scenario.name,
                 scenario_options={k: v for k, v in scenario.describe().items() if k != "name"},
                 methods=methods,
-                method_params=parse_settings(args.set, qualified=True),
+                method_params=common.parse_settings(args.set, qualified=True),
                 seeds=seeds,
-                train=train_config(args),
+                train=common.train_config(args),
                 holdout_fraction=args.holdout_fraction,
                 train_size=args.train_size,
                 data_dir=args.data_dir,
@@ -110,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         key = (c.dataset, c.data_dir)
         if key not in loaded:  # scenarios on the same data share one load
             loaded[key] = load_dataset(c.dataset, data_dir=c.data_dir)
-        result = run_experiment(c, progress=progress_enabled(args), log=say, dataset=loaded[key])
+        result = run_experiment(c, progress=common.show_progress(args), log=common.say, dataset=loaded[key])
         experiments.append(result)
         tables.append(result.table())
         print(tables[-1] + "\n", flush=True)
@@ -125,4 +105,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "record.json", dumps(record))
         write_text_atomic(out / "table.md", "\n\n".join(f"```\n{t}\n```" for t in tables) + "\n")
-    return EXIT_OK
+    return common.EXIT_OK

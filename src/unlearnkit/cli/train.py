@@ -7,27 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.cli.common import (
-    EXIT_OK,
-    add_data,
-    add_runtime,
-    add_scenario,
-    add_training,
-    ints,
-    model_kwargs,
-    progress_enabled,
-    say,
-    scenario_from_args,
-    train_config,
-)
+from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
 
 
 def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train an original model and save it")
-    add_data(p)
-    add_training(p)
-    add_scenario(p)
+    common.add_data(p)
+    common.add_training(p)
+    common.add_scenario(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="new folder for the model (must not hold a model)")
     g = p.add_argument_group("prepare for a method that needs it at training time (sisa, sisa_dp, smu)")
@@ -48,7 +36,7 @@ def add_train(sub: Any) -> None:
         default=None,
         help="record SMU contributions of N seeded training samples, or of positions given as i,j,... or a file",
     )
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def model_meta(
@@ -84,22 +72,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     device = resolve_device(args.device)
     check_output_dir(args.out)
-    config = train_config(args)
-    kwargs = model_kwargs(args.model_kwargs)
+    config = common.train_config(args)
+    kwargs = common.model_kwargs(args.model_kwargs)
     MODELS.get(args.arch)
-    scenario = scenario_from_args(args)
+    scenario = common.scenario_from_args(args)
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     split = split_dataset(ds, seed=args.seed, holdout_fraction=args.holdout_fraction, train_size=args.train_size)
     splits = scenario.prepare(split, seed=args.seed)
     model: Any = build_model(args.arch, ds.input_shape, ds.num_classes, seed=args.seed, **kwargs)
-    say(f"training {args.arch} on {args.dataset}: {len(splits.train)} samples, {config.epochs} epochs")
+    common.say(f"training {args.arch} on {args.dataset}: {len(splits.train)} samples, {config.epochs} epochs")
     start = time.perf_counter()
     if args.sisa_shards is not None and args.smu_candidates is not None:
         raise ParameterError("The '--sisa-shards' and '--smu-candidates' parameters exclude each other; got both.")
     if args.sisa_shards is not None:
         from unlearnkit.methods import train_sisa
 
-        say(
+        common.say(
             f"SISA: {args.sisa_shards} shards x {args.sisa_slices} slices"
             + (f", DP-SGD epsilon {args.sisa_epsilon}" if args.sisa_epsilon is not None else "")
         )
@@ -115,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             dp_delta=args.sisa_delta,
             max_grad_norm=args.sisa_max_grad_norm,
             device=device,
-            progress=progress_enabled(args),
+            progress=common.show_progress(args),
         )
         final = ""
     elif args.smu_candidates is not None:
@@ -126,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if text.isdigit():
             candidates = int(text)
         elif "," in text:
-            candidates = ints(text, "--smu-candidates")
+            candidates = common.ints(text, "--smu-candidates")
         else:
             from unlearnkit.data import ForgetRequest
 
@@ -143,12 +131,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             candidates=candidates,
             seed=args.seed,
             device=device,
-            progress=progress_enabled(args),
+            progress=common.show_progress(args),
         )
         final = ""
     else:
         stats = fit(
-            model, splits.train, config, seed=args.seed, device=device, progress=progress_enabled(args), desc="train"
+            model,
+            splits.train,
+            config,
+            seed=args.seed,
+            device=device,
+            progress=common.show_progress(args),
+            desc="train",
         )
         final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
     seconds = time.perf_counter() - start
@@ -158,10 +152,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         t0 = time.perf_counter()
         training_fisher(model, splits, data=fisher, device=device)
-        say(f"Fisher ({fisher}) computed in {time.perf_counter() - t0:.1f}s")
+        common.say(f"Fisher ({fisher}) computed in {time.perf_counter() - t0:.1f}s")
     meta = model_meta(args.arch, ds, kwargs, split, scenario, config, args.seed, args.data_dir)
     meta["train_seconds"] = seconds
     meta["created_by"] = environment(device)
     save_model(model, args.out, meta)
     print(f"saved {args.out} (trained in {seconds:.1f}s{final})")
-    return EXIT_OK
+    return common.EXIT_OK

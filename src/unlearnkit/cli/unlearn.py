@@ -6,17 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.cli.common import (
-    EXIT_OK,
-    add_forget,
-    add_runtime,
-    check_json_target,
-    context_from_model,
-    parse_settings,
-    progress_enabled,
-    request_from_args,
-    say,
-)
+from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
 
 
@@ -24,27 +14,25 @@ def add_unlearn(sub: Any) -> None:
     p = sub.add_parser("unlearn", help="make a saved model forget a request; write the new model and its record")
     p.add_argument("--model", dest="model_dir", required=True, help="folder of a model saved by unlearnkit")
     p.add_argument("--method", required=True, help="method name (unlearnkit list methods)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="method setting, e.g. --set beta=0.9"
-    )
-    add_forget(p)
+    common.add_settings(p, "--set", "KEY=VALUE", "method setting, e.g. --set beta=0.9")
+    common.add_forget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True, help="new folder for the unlearned model")
     p.add_argument("--json", default=None, help="also write the run record to this file")
     p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def add_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="measure a saved model (optionally against a retrained reference)")
     p.add_argument("--model", dest="model_dir", required=True)
     p.add_argument("--reference", default=None, help="folder of the retrained reference model")
-    add_forget(p)
+    common.add_forget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", default=None, help="write the metrics record to this file")
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def request_from_record(d: dict[str, Any]) -> Any:
@@ -76,21 +64,21 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     device = resolve_device(args.device)
     check_output_dir(args.out)
-    check_json_target(args.json)
-    method = make_method(args.method, **parse_settings(args.set, qualified=False).get("", {}))
-    request = request_from_args(args)
-    model, meta, _ds, split, scenario = context_from_model(args.model_dir, args.data_dir)
+    common.check_json_target(args.json)
+    method = make_method(args.method, **common.parse_settings(args.set, qualified=False).get("", {}))
+    request = common.request_from_args(args)
+    model, meta, _ds, split, scenario = common.context_from_model(args.model_dir, args.data_dir)
     splits = scenario.prepare(split, seed=meta["seed"], request=request)
     method.check_request(splits)
     recipe = TrainConfig.from_dict(meta["training"])
-    say(f"{args.method}: forgetting {len(splits.forget)} of {len(splits.train)} training samples")
+    common.say(f"{args.method}: forgetting {len(splits.forget)} of {len(splits.train)} training samples")
     outcome = method.unlearn(
         model,
         splits,
         seed=args.seed,
         recipe=recipe,
         device=device,
-        progress=progress_enabled(args),
+        progress=common.show_progress(args),
         track_validation=args.track_validation,
     )
     metrics = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
@@ -140,7 +128,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, record)
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in GAP_METRICS if isinstance(metrics.get(k), float))
     print(f"saved {args.out} ({outcome.seconds:.2f}s): {shown}")
-    return EXIT_OK
+    return common.EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -154,16 +142,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     device = resolve_device(args.device)
-    check_json_target(args.json)
-    request = request_from_args(args)
-    model, meta, _ds, split, scenario = context_from_model(args.model_dir, args.data_dir)
+    common.check_json_target(args.json)
+    request = common.request_from_args(args)
+    model, meta, _ds, split, scenario = common.context_from_model(args.model_dir, args.data_dir)
     recorded = meta.get("unlearning", {})
     if request is None and recorded.get("request"):
         request = request_from_record(recorded["request"])
     # Random requests are drawn with the training seed, as `unlearn` does.
     splits = scenario.prepare(split, seed=meta["seed"], request=request)
     if recorded.get("forget_sha256") and recorded["forget_sha256"] != splits.request_hash():
-        say("note: this forget set differs from the one the model was unlearned with")
+        common.say("note: this forget set differs from the one the model was unlearned with")
     metrics = evaluate(collect(model, splits, device=device), seed=args.seed)
     ref_metrics = None
     if args.reference:
@@ -217,4 +205,4 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "results": results,
             },
         )
-    return EXIT_OK
+    return common.EXIT_OK

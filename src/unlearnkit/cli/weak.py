@@ -6,18 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from unlearnkit.cli.common import (
-    EXIT_OK,
-    add_data,
-    add_runtime,
-    add_training,
-    check_json_target,
-    ints,
-    model_kwargs,
-    parse_settings,
-    progress_enabled,
-    train_config,
-)
+from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
 
 
@@ -26,15 +15,13 @@ def add_weak(sub: Any) -> None:
         "weak",
         help="weak-unlearning test: Bayes advantage of classifiers telling unlearned models from never-trained ones",
     )
-    add_data(p)
+    common.add_data(p)
     p.set_defaults(holdout_fraction=0.2)
-    add_training(p, epochs=3)
+    common.add_training(p, epochs=3)
     p.set_defaults(arch="mlp", model_kwargs='{"widths": [50]}', lr=0.1)
     p.add_argument("--forget-classes", default="0", help="comma-separated classes to unlearn (default 0)")
     p.add_argument("--methods", default="filtration", help="comma-separated methods applied to the seen models")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method setting, e.g. filtration.z=naive"
-    )
+    common.add_settings(p, "--set", "METHOD.KEY=VALUE", "method setting, e.g. filtration.z=naive")
     p.add_argument("--models", type=int, default=100, help="models per population (default 100, as the paper)")
     p.add_argument("--classifiers", default="knn,random_forest,adaboost", help="advantage classifiers")
     p.add_argument("--features", default="logits", help="logits, probabilities, or both comma-separated")
@@ -44,7 +31,7 @@ def add_weak(sub: Any) -> None:
     p.add_argument("--cache", default=None, help="population cache folder (default: ~/.cache/unlearnkit/populations)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model split, classifiers and bootstrap")
     p.add_argument("--json", default=None, help="write the result record to this file")
-    add_runtime(p)
+    common.add_runtime(p)
 
 
 def cmd_weak(args: argparse.Namespace) -> int:
@@ -57,12 +44,12 @@ def cmd_weak(args: argparse.Namespace) -> int:
     from unlearnkit.running.populations import Population, PopulationConfig, weak_unlearning
     from unlearnkit.validation import Interval, validate_parameters
 
-    check_json_target(args.json)
+    common.check_json_target(args.json)
     validate_parameters("weak", {"--models": args.models}, {"--models": Interval(int, 2, None)})
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ParameterError(f"The '--methods' parameter must name at least one method; got {args.methods!r}.")
-    settings = parse_settings(args.set, qualified=True)
+    settings = common.parse_settings(args.set, qualified=True)
     for name in settings:
         if name not in methods:
             raise ParameterError(f"The '--set' parameter names method {name!r}, which is not in --methods {methods}.")
@@ -80,9 +67,9 @@ def cmd_weak(args: argparse.Namespace) -> int:
     config = PopulationConfig(
         dataset=args.dataset,
         model=args.arch,
-        model_kwargs=model_kwargs(args.model_kwargs),
-        train=train_config(args),
-        forget_classes=ints(args.forget_classes, "--forget-classes"),
+        model_kwargs=common.model_kwargs(args.model_kwargs),
+        train=common.train_config(args),
+        forget_classes=common.ints(args.forget_classes, "--forget-classes"),
         holdout_fraction=args.holdout_fraction,
         train_size=args.train_size,
         eval_per_class=args.eval_per_class,
@@ -99,7 +86,7 @@ def cmd_weak(args: argparse.Namespace) -> int:
     n = args.models
     start = time.perf_counter()
     with make_executor(args.executor, **options) as executor:
-        population = Population(config, cache, executor=executor, progress=progress_enabled(args))
+        population = Population(config, cache, executor=executor, progress=common.show_progress(args))
         population.data()  # bad data settings fail here, before any training
         result = weak_unlearning(
             population,
@@ -129,4 +116,4 @@ def cmd_weak(args: argparse.Namespace) -> int:
     print("0 = indistinguishable from models that never saw the classes; 1 = always told apart")
     if args.json:
         write_json_atomic(args.json, result)
-    return EXIT_OK
+    return common.EXIT_OK

@@ -79,20 +79,23 @@ def noise_multiplier(epsilon: float, delta: float, stages: list[tuple[float, int
     def eps(sigma: float) -> float:
         acc = RDPAccountant()
         acc.history = [(sigma, q, n) for q, n in stages if n > 0]
-        return float(acc.get_epsilon(delta)) if acc.history else 0.0
+        with warnings.catch_warnings():  # trial noise levels far below the answer sit at the edge of the alphas
+            warnings.filterwarnings("ignore", message="Optimal order is the smallest alpha")
+            return float(acc.get_epsilon(delta)) if acc.history else 0.0
+
+    from scipy.optimize import brentq
 
     lo, hi = 0.05, 1.0
     while eps(hi) > epsilon:
         hi *= 2
         if hi > 1e4:
             raise ParameterError(f"The 'epsilon' parameter of sisa_dp is too small to reach; got {epsilon!r}.")
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        if eps(mid) > epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    if eps(lo) <= epsilon:
+        return lo
+    sigma = float(brentq(lambda s: eps(s) - epsilon, lo, hi, xtol=1e-7))
+    while eps(sigma) > epsilon:  # the root may sit a hair below the budget's edge; the budget must hold
+        sigma *= 1 + 1e-7
+    return sigma
 
 
 def dp_fit(

@@ -16,13 +16,12 @@ to them (t_c is column c of B_z for linear filtration). Raw outputs are used
 on purpose: naive deletion and normalising filtration differ by a per-sample
 shift of all logits, which any softmax-based attack cannot see.
 
-The figure helpers write a plain 8-bit PNG (zlib only, no imaging library).
+The figure helpers write an 8-bit PNG with Pillow.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,25 +138,21 @@ def grid(rows: Sequence[Sequence[torch.Tensor | None]], *, pad: int = 2, scale: 
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """Encode an (H, W) grayscale or (H, W, 3) RGB uint8 array as PNG."""
+    """Encode an (H, W) grayscale or (H, W, 3) RGB uint8 array as PNG (Pillow)."""
+    from PIL import Image
+
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ParameterError(
             f"The 'array' parameter must be uint8 (H, W) or (H, W, 3); got {array.dtype} {array.shape}."
         )
-    h, w = array.shape[:2]
-    color = 0 if array.ndim == 2 else 2
-    raw = b"".join(b"\x00" + array[r].tobytes() for r in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")  # uint8 (H, W) -> L, (H, W, 3) -> RGB
+    return buf.getvalue()
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as a PNG, atomically."""
-    from unlearnkit.core.artifacts import write_bytes_atomic
+    from unlearnkit.files import write_bytes_atomic
 
     write_bytes_atomic(path, png_bytes(array))
 

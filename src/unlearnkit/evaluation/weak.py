@@ -148,27 +148,42 @@ def bayes_advantage(
             pred_s = clf.predict(fs[s_te][:, rows].reshape(-1, fs.shape[2])).reshape(len(s_te), -1)
             pred_n = clf.predict(fn[n_te][:, rows].reshape(-1, fn.shape[2])).reshape(len(n_te), -1)
             correct[c] = (pred_s == 1, pred_n == 0)
-        boot_rng = np.random.default_rng(seed + 1)
-        draws_s = boot_rng.integers(0, len(s_te), size=(n_boot, len(s_te)))
-        draws_n = boot_rng.integers(0, len(n_te), size=(n_boot, len(n_te)))
         for group, members in (("unlearned", forget), ("remaining", remaining)):
             members = [c for c in members if c in correct]
             if not members:
                 continue
             per_class = {c: _accuracy(*correct[c]) for c in members}
             acc = float(np.mean(list(per_class.values())))
-            boot = np.array([
-                np.mean([_accuracy(correct[c][0][ds], correct[c][1][dn]) for c in members])
-                for ds, dn in zip(draws_s, draws_n, strict=True)
-            ])  # fmt: skip
-            alpha = (1 - confidence) / 2
-            lo, hi = np.quantile(2 * (boot - 0.5), [alpha, 1 - alpha]) if n_boot else (math.nan, math.nan)
+            lo, hi = _interval(correct, members, n_boot=n_boot, confidence=confidence, seed=seed + 1)
             results.append({
                 "classifier": name, "group": group, "advantage": 2 * (acc - 0.5), "ci": [float(lo), float(hi)],
                 "accuracy": acc, "per_class": {str(c): 2 * (a - 0.5) for c, a in per_class.items()},
                 "models_train": [len(s_tr), len(n_tr)], "models_test": [len(s_te), len(n_te)],
             })  # fmt: skip
     return results
+
+
+def _interval(correct: dict[int, tuple[np.ndarray, np.ndarray]], members: Sequence[int], *, n_boot: int,
+              confidence: float, seed: int) -> tuple[float, float]:  # fmt: skip
+    """Percentile bootstrap interval of the advantage, resampling held-out models (not samples) of each population.
+
+    The two populations are resampled independently (:func:`scipy.stats.bootstrap`,
+    ``paired=False``); one draw of models serves every class of ``members``,
+    since a class's samples are scored by the same models.
+    """
+    from scipy import stats
+
+    n_seen, n_not_seen = len(correct[members[0]][0]), len(correct[members[0]][1])
+    if n_boot == 0 or n_seen < 2 or n_not_seen < 2:
+        return math.nan, math.nan
+
+    def advantage(ds: np.ndarray, dn: np.ndarray) -> float:
+        return 2 * (float(np.mean([_accuracy(correct[c][0][ds], correct[c][1][dn]) for c in members])) - 0.5)
+
+    res = stats.bootstrap((np.arange(n_seen), np.arange(n_not_seen)), advantage, n_resamples=n_boot,
+                          paired=False, vectorized=False, confidence_level=confidence, method="percentile",
+                          rng=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _accuracy(correct_seen: np.ndarray, correct_not_seen: np.ndarray) -> float:

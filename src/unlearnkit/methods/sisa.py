@@ -1,28 +1,10 @@
-"""``sisa`` / ``sisa_dp``: sharded, isolated, sliced, aggregated training (003's baselines).
+"""``sisa`` / ``sisa_dp``: retrain only the shards that held a forgotten sample (003's baselines, Bourtoule et al.).
 
-Bourtoule et al.'s SISA, as 003 uses it (§VI): the training set is cut into
-``shards`` disjoint shards, one constituent model per shard; each shard is cut
-into ``slices`` slices that are added incrementally — stage r trains
-``epochs_per_slice`` epochs on slices 0..r — with a checkpoint after every stage.
-Unlearning a sample retrains only its shard, from the checkpoint before the
-first slice that held a forgotten sample, on the same slices minus the
-forgotten samples. Prediction is a majority vote of the constituents; the
-posterior is the mean posterior of the constituents that voted for the winner
-(the model returns its log, so softmax gives it back).
-
-Exactness: each stage uses a fresh optimizer and a shuffle seed derived from
-``(seed, shard, slice)`` (the stage's RNG state), so resuming from a checkpoint
-is exactly what training from scratch on the remaining data would have done.
-
-``sisa_dp`` trains the constituents with DP-SGD (Opacus): per-sample gradients
-clipped to ``max_grad_norm`` and Gaussian noise whose multiplier is found, per
-shard, so that the composition of all stages a slice-0 sample takes part in
-stays within (ε, δ) under Opacus' RDP accountant. Batches are shuffled
-fixed-size batches, not Poisson samples, so the accounting is the usual
-approximation of DP-SGD practice, not a proof.
-
-The ensemble / model and its training live in :mod:`unlearnkit.core.sisa`; this module holds
-the unlearning method that uses it.
+The ensemble, its shards, slices and checkpoints, and its (DP-SGD) training are the
+preparation in :mod:`unlearnkit.core.sisa`, made at training time. Unlearning restarts
+each affected shard from the checkpoint before its first slice that held a forgotten
+sample and retrains it on the same slices without them — exactly what training from
+scratch without them does. ``sisa_dp`` requires an ensemble trained with DP-SGD.
 """
 
 from __future__ import annotations

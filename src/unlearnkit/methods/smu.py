@@ -1,24 +1,9 @@
 """``smu``: summation-based unlearning (003's baseline, after Cao & Yang).
 
-SGD training is a sum of per-step updates, and each step's update is a sum of
-per-sample gradient terms. :func:`train_smu` trains exactly as
-:func:`~unlearnkit.core.training.fit` would and, on the side, records for every
-*deletion candidate* declared at training time the total displacement its
-gradient terms caused: a sample's gradient g at step t of T moves the weights
-by ``lr · g / |batch| · (1 − β^(T−t)) / (1 − β)`` in all (momentum β spreads
-it over the later steps; weight decay is not a per-sample term and is left
-out). Unlearning adds those displacements back — "subtracts the recorded
-contributions" — and runs one more epoch of training on the retained data,
-as 003 describes.
-
-Recording per-sample gradients for every training sample does not fit in
-memory (one parameter-sized vector per sample), so only candidates are
-recorded, and a request outside them is refused. Storage: candidates ×
-parameters floats. Gradients are taken at the weights of the step, in eval
-mode (exact for models without dropout or batch norm).
-
-The ensemble / model and its training live in :mod:`unlearnkit.core.smu`; this module holds
-the unlearning method that uses it.
+The model records, while it trains (:mod:`unlearnkit.core.smu`), the total displacement
+each declared deletion candidate's gradient terms caused. Unlearning adds those
+displacements back — "subtracts the recorded contributions" — and trains one more
+epoch on the retained data, as 003 describes. A request outside the candidates is refused.
 """
 
 from __future__ import annotations

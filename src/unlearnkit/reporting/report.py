@@ -24,19 +24,28 @@ import numpy as np
 
 from unlearnkit.evaluation.metrics import METRICS
 
+CFR_NOTE = (
+    "A negative CFR means more retained samples look like members after unlearning than before (the method "
+    "trained on them again, e.g. fine-tuning); it is no damage, and 0 is the best a method can lose."
+)
 ARROWS = {"higher": "↑", "lower": "↓", "retrain": "≈R"}
 TABLE_METRICS = ("forget_accuracy", "retain_accuracy", "test_accuracy", "mia_accuracy", "mia_efficacy")
 
 
 def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float] | None:
-    """95% percentile interval of the mean over ``values`` (None for fewer than 2 values)."""
+    """95% percentile bootstrap interval of the mean over ``values`` (None for fewer than 2 values).
+
+    :func:`scipy.stats.bootstrap` with ``method="percentile"``: its default (BCa)
+    returns NaN on constant data, where the interval of a constant is the constant.
+    """
+    from scipy import stats
+
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     if v.size < 2:
         return None
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
+    res = stats.bootstrap((v,), np.mean, n_resamples=n_boot, confidence_level=0.95, method="percentile",
+                          rng=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _stats(values: Sequence[Any]) -> dict[str, Any]:
@@ -105,6 +114,13 @@ def _fmt(stat: dict[str, Any], scale: float = 100.0, digits: int = 1, ci: bool =
     return text
 
 
+def _fmt_sig(stat: dict[str, Any], digits: int = 3) -> str:
+    """Mean ± std with ``digits`` significant digits (seconds span 1 ms to hours)."""
+    if not stat or stat.get("mean") is None:
+        return "–"
+    return f"{stat['mean']:.{digits}g} ± {stat['std']:.{max(1, digits - 1)}g}"
+
+
 def _touched(samples: dict[str, int] | None) -> str:
     if not samples:
         return "–"
@@ -142,7 +158,7 @@ def leaderboard(
                 *(_fmt(c["metrics"].get(m, {})) for m in TABLE_METRICS if m in METRICS),
                 _fmt(c["forgetting_rate"]),
                 _fmt(c["catastrophic_forgetting_rate"]),
-                _fmt(c["seconds"], scale=1.0, digits=2),
+                _fmt_sig(c["seconds"]),
                 "–" if c["method"] == "original" else _fmt(c["speedup"], scale=1.0, digits=1),
                 _touched(c["samples_seen"]),
                 str(len(c["seeds"])),
@@ -186,7 +202,7 @@ def markdown_report(run_dir: str | Path) -> str:
         "≈R closest to the retrained model. Speed-up = retraining seconds / method seconds (same seed). "
         "FR / CFR: 003's forgetting rate on the forget set and catastrophic forgetting rate on retained samples, "
         "with a loss-threshold membership oracle fitted on the original (retain vs holdout samples); "
-        "– where undefined (no forget sample looked like a member before unlearning).",
+        "– where undefined (no forget sample looked like a member before unlearning). " + CFR_NOTE,
         "",
     ]
     for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", [])):
@@ -201,25 +217,16 @@ def markdown_report(run_dir: str | Path) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
 color:#222;padding:0 1rem}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;white-space:normal;min-width:4.5rem;vertical-align:bottom}
+td:first-child,th:first-child{text-align:left}
 tr.ref td{background:#eef6ee}tr.orig td{background:#f8f0f0}
 .notes{font-size:.85rem;color:#444}figure{display:inline-block;margin:0 1.5rem 1rem 0;vertical-align:top}
+figure svg{max-width:100%;height:auto}
 figcaption{font-size:.85rem;color:#444;max-width:520px}code{background:#f3f3f3;padding:0 .2rem}
 """
-_PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
 
 
 def _esc(text: Any) -> str:
@@ -238,129 +245,39 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _empty_svg(width: int, title: str) -> str:
-    label = _esc(title)
-    return f'<svg width="{width}" height="60" role="img" aria-label="{label}"><text x="10" y="30">no data</text></svg>'
-
-
-def _scatter_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
-    """Avg. Gap vs seconds (log scale), Pareto front marked."""
-    pts = [
-        (c["seconds"]["mean"], c["avg_gap"]["mean"], c["method"])
+def chart_data(cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The numbers each chart of one leaderboard draws, taken from the cells' summaries (means over seeds)."""
+    points = [
+        (c["method"], c["seconds"]["mean"], c["avg_gap"]["mean"])
         for c in cells
         if c["method"] not in ("retrain", "original") and c["seconds"]["mean"] and c["avg_gap"]["mean"] is not None
     ]
-    w, h, pad = 520, 320, 50
-    if not pts:
-        return _empty_svg(w, title)
-    xs = [math.log10(max(p[0], 1e-6)) for p in pts]
-    ys = [p[1] for p in pts]
-    x0, x1 = min(xs) - 0.3, max(xs) + 0.3
-    y1 = max(ys) * 1.1 + 0.5
-
-    def sx(v: float) -> float:
-        return float(pad + (v - x0) / (x1 - x0) * (w - 2 * pad))
-
-    def sy(v: float) -> float:
-        return float(h - pad - v / y1 * (h - 2 * pad))
-
-    front = pareto_front([(p[0], p[1]) for p in pts])
-    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{_esc(title)}" '
-             'xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
-             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle" font-size="12">seconds (log scale)</text>',
-             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">'
-             "Avg. Gap (points)</text>"]  # fmt: skip
-    for e in range(math.floor(x0), math.ceil(x1) + 1):
-        if x0 <= e <= x1:
-            label = f"{10.0**e:g}"
-            parts.append(f'<text x="{sx(e):.1f}" y="{h - pad + 14}" text-anchor="middle" font-size="10">{label}</text>')
-    for t in np.linspace(0, y1, 5):
-        parts.append(f'<text x="{pad - 4}" y="{sy(t) + 3:.1f}" text-anchor="end" font-size="10">{t:.1f}</text>')
-    fp = sorted((xs[i], ys[i]) for i in front)
-    if len(fp) > 1:
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in fp)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="#999" stroke-dasharray="4 3"/>')
-    for i, (x, y, name) in enumerate(zip(xs, ys, (p[2] for p in pts), strict=True)):
-        color = _PALETTE[i % len(_PALETTE)]
-        ring = ' stroke="#000" stroke-width="2"' if i in front else ""
-        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{color}"{ring}><title>{_esc(name)}: '
-                     f"{pts[i][0]:.3g} s, gap {y:.2f}</title></circle>"
-                     f'<text x="{sx(x) + 7:.1f}" y="{sy(y) - 6:.1f}" font-size="11">{_esc(name)}</text>')  # fmt: skip
-    parts.append("</svg>")
-    return "".join(parts)
+    return {
+        "gap_vs_time": points,
+        "front": pareto_front([(p[1], p[2]) for p in points]),
+        "per_class": [(c["method"], c["per_class_test_accuracy"]) for c in cells if c.get("per_class_test_accuracy")],
+        "roc": [(c["method"], c["mia_loss_roc"]) for c in cells if c.get("mia_loss_roc")],
+    }
 
 
-def _bars_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
-    """Per-class test accuracy, grouped bars per class, one colour per method."""
-    series = [(c["method"], c["per_class_test_accuracy"]) for c in cells if c.get("per_class_test_accuracy")]
-    w, h, pad = 520, 300, 40
-    if not series:
-        return _empty_svg(w, title)
-    k = len(series[0][1])
-    group_w = (w - 2 * pad) / k
-    bar_w = group_w * 0.8 / len(series)
-    parts = [f'<svg width="{w}" height="{h + 20 * ((len(series) + 3) // 4)}" role="img" aria-label="{_esc(title)}" '
-             'xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>']  # fmt: skip
-    for t in (0, 0.5, 1.0):
-        y = h - pad - t * (h - 2 * pad)
-        parts.append(f'<text x="{pad - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{100 * t:.0f}%</text>')
-    for ci in range(k):
-        parts.append(f'<text x="{pad + (ci + 0.5) * group_w:.1f}" y="{h - pad + 14}" text-anchor="middle" '
-                     f'font-size="10">{ci}</text>')  # fmt: skip
-        for si, (name, vals) in enumerate(series):
-            v = vals[ci] if ci < len(vals) and vals[ci] is not None else 0.0
-            x = pad + ci * group_w + group_w * 0.1 + si * bar_w
-            bh = v * (h - 2 * pad)
-            parts.append(f'<rect x="{x:.1f}" y="{h - pad - bh:.1f}" width="{bar_w:.1f}" height="{bh:.1f}" '
-                         f'fill="{_PALETTE[si % len(_PALETTE)]}"><title>{_esc(name)} class {ci}: '
-                         f"{100 * v:.1f}%</title></rect>")  # fmt: skip
-    parts.append(_legend([(name, _PALETTE[si % len(_PALETTE)]) for si, (name, _) in enumerate(series)], pad, h, 4))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _legend(entries: Sequence[tuple[str, str]], left: float, top: float, per_row: int) -> str:
-    """Colour swatches with labels, ``per_row`` to a row, starting at (left, top)."""
-    out = []
-    step = 360 / per_row if per_row == 3 else 120
-    for i, (name, color) in enumerate(entries):
-        x, y = left + (i % per_row) * step, top + 4 + 20 * (i // per_row)
-        out.append(f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{x + 14:.0f}" y="{y + 9}" font-size="11">{_esc(name)}</text>')  # fmt: skip
-    return "".join(out)
-
-
-def _roc_svg(cells: Sequence[dict[str, Any]], title: str) -> str:
-    """One ROC curve per method (mean TPR over seeds on a fixed FPR grid), diagonal = chance."""
+def charts(cells: Sequence[dict[str, Any]], title: str) -> list[tuple[str, str]]:
+    """The leaderboard's three charts as inline SVG, each with its caption."""
     from unlearnkit.evaluation.metrics import ROC_FPR_GRID
+    from unlearnkit.reporting import plots
 
-    series = [(c["method"], c["mia_loss_roc"]) for c in cells if c.get("mia_loss_roc")]
-    w, h, pad = 360, 360, 44
-    if not series:
-        return _empty_svg(w, title)
-    span = w - 2 * pad
-    parts = [f'<svg width="{w}" height="{h + 20 * ((len(series) + 2) // 3)}" role="img" aria-label="{_esc(title)}" '
-             'xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
-             f'<rect x="{pad}" y="{pad}" width="{span}" height="{span}" fill="none" stroke="#333"/>',
-             f'<line x1="{pad}" y1="{pad + span}" x2="{pad + span}" y2="{pad}" stroke="#bbb" stroke-dasharray="4 3"/>',
-             f'<text x="{w / 2}" y="{h - 10}" text-anchor="middle" font-size="12">false-positive rate</text>',
-             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">'
-             "true-positive rate</text>"]  # fmt: skip
-    legend: list[tuple[str, str]] = []
-    for si, (name, tpr) in enumerate(series):
-        color = "#000" if name == "retrain" else _PALETTE[si % len(_PALETTE)]
-        width = 3 if name == "retrain" else 1.5
-        pts = " ".join(f"{pad + f * span:.1f},{pad + span - (t or 0.0) * span:.1f}"
-                       for f, t in zip(ROC_FPR_GRID, tpr, strict=False))  # fmt: skip
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{width}">'
-                     f"<title>{_esc(name)}</title></polyline>")  # fmt: skip
-        legend.append((name, color))
-    parts.append(_legend(legend, pad, h, 3))
-    parts.append("</svg>")
-    return "".join(parts)
+    data = chart_data(cells)
+    figures = [
+        (plots.gap_vs_time(data["gap_vs_time"], data["front"], title=f"gap vs time, {title}"),
+         "Avg. Gap vs seconds per method (mean over seeds); ringed points form the Pareto front (no method is "
+         "both faster and closer to retraining)."),
+        (plots.per_class_bars(data["per_class"], title=f"per-class test accuracy, {title}"),
+         "Test accuracy per class (mean over seeds)."),
+        (plots.roc_curves(ROC_FPR_GRID, data["roc"], title=f"MIA ROC, {title}"),
+         "ROC of the loss-threshold membership attack on the forget set vs never-seen samples of its classes "
+         "(TPR averaged over seeds at each FPR); the closer a method's curve to retraining's (thick grey-black), "
+         "the better; the original is dashed."),
+    ]  # fmt: skip
+    return [(plots.svg(fig), caption) for fig, caption in figures]
 
 
 def html_report(run_dir: str | Path) -> str:
@@ -376,30 +293,24 @@ def html_report(run_dir: str | Path) -> str:
         f"<p>{_esc(cfg.get('description') or '')}</p>",
         "<p>Avg. Gap = mean |method − retrain| over forget, retain and test accuracy and MIA accuracy, in points "
         "(lower is better; mean ± std over seeds, 95% bootstrap interval). ↑ higher is better, ↓ lower, ≈R closest "
-        "to the retrained model. Speed-up = retraining seconds / method seconds.</p>",
+        "to the retrained model. Speed-up = retraining seconds / method seconds. FR / CFR: forgetting rate and "
+        f"catastrophic forgetting rate (Forsaken paper) by a loss-threshold membership oracle. {_esc(CFR_NOTE)}</p>",
     ]
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in summary:
         by_group[f"{c['dataset']} / {c['model']} / {c['scenario']}"].append(c)
     for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", [])):
         body.append(f"<h2>{_esc(title)}</h2>")
-        body.append("<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        body.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_esc(h)}</th>" for h in header)
+                    + "</tr></thead><tbody>")  # fmt: skip
         for r in rows:
             cls = ' class="ref"' if r[0] == "retrain" else (' class="orig"' if r[0].startswith("original") else "")
             body.append(f"<tr{cls}>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>")
-        body.append("</tbody></table>")
+        body.append("</tbody></table></div>")
         if notes:
             body.append('<ul class="notes">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
-        cells = by_group[title]
-        body.append(f"<figure>{_scatter_svg(cells, f'gap vs time, {title}')}<figcaption>Avg. Gap vs seconds per "
-                    "method (mean over seeds); ringed points form the Pareto front (no method is both faster and "
-                    "closer to retraining).</figcaption></figure>")  # fmt: skip
-        body.append(f"<figure>{_bars_svg(cells, f'per-class test accuracy, {title}')}<figcaption>Test accuracy per "
-                    "class (mean over seeds).</figcaption></figure>")  # fmt: skip
-        body.append(f"<figure>{_roc_svg(cells, f'MIA ROC, {title}')}<figcaption>ROC of the loss-threshold "
-                    "membership attack on the forget set vs never-seen samples of its classes (TPR averaged over "
-                    "seeds at each FPR); the closer a method's curve to retraining's, the better."
-                    "</figcaption></figure>")  # fmt: skip
+        for chart, caption in charts(by_group[title], title):
+            body.append(f"<figure>{chart}<figcaption>{_esc(caption)}</figcaption></figure>")
     body.append("<h2>Environment and how to rerun</h2>")
     body.append(f"<p><code>unlearnkit bench {_esc(meta['config_file'])} --out RUN_DIR</code> then "
                 f"<code>unlearnkit report RUN_DIR</code>. Config hash <code>{_esc(meta['config_hash'])}</code>; "

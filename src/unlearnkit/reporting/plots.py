@@ -1,0 +1,213 @@
+"""Charts: one matplotlib path for the HTML report (inline SVG) and the results pages (PNG).
+
+Every chart is a function from plain numbers (what the records hold) to a
+:class:`matplotlib.figure.Figure`; :func:`svg` and :func:`png` serialise it.
+Figures are built with the object API on the Agg canvas (no ``pyplot`` global
+state, no display), so charts can be made from any thread or process.
+
+Each plotted series carries a ``gid`` (``series-NAME``), which matplotlib
+writes as the ``id`` of the series' SVG group: a reader (or a test) finds
+every method's curve in the page by name.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# Fixed colours per role so that a method looks the same in every chart of a page.
+REFERENCE_COLOR = "#000000"  # retrain: the target every method is read against
+ORIGINAL_COLOR = "#7f7f7f"  # original: doing nothing
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def gid(name: str) -> str:
+    """The SVG id of a series: ``series-`` plus the name with anything but letters, digits, ``_-.`` as ``_``."""
+    return "series-" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def colors(names: Sequence[str]) -> dict[str, str]:
+    """One colour per name: black for ``retrain``, grey for ``original``, the palette in order for the rest."""
+    out: dict[str, str] = {}
+    others = [n for n in names if n not in ("retrain", "original")]
+    for i, n in enumerate(others):
+        out[n] = PALETTE[i % len(PALETTE)]
+    out.update({n: REFERENCE_COLOR for n in names if n == "retrain"})
+    out.update({n: ORIGINAL_COLOR for n in names if n == "original"})
+    return out
+
+
+def svg(fig: Figure) -> str:
+    """The figure as an inline ``<svg>`` element (no XML prologue, text kept as text)."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "unlearnkit"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def png(fig: Figure, *, dpi: int = 90) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _no_data(ax: Axes) -> None:
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def gap_vs_time(points: Sequence[tuple[str, float, float]], front: Sequence[int], *, title: str = "") -> Figure:
+    """Avg. Gap (points) against seconds on a log axis, one marker per method; the Pareto front ringed and joined.
+
+    Args:
+        points: ``(method, seconds, avg_gap)`` per method (means over seeds).
+        front: Indices into ``points`` of the Pareto front.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig = _figure(5.6, 3.6)
+    ax = fig.add_subplot()
+    if not points:
+        _no_data(ax)
+        return fig
+    palette = colors([p[0] for p in points])
+    for i, (name, sec, gap) in enumerate(points):
+        ax.scatter([sec], [gap], s=60 if i in front else 36, color=palette[name], zorder=3, gid=gid(name),
+                   edgecolors="black" if i in front else "none", linewidths=1.5, label=name)  # fmt: skip
+        ax.annotate(name, (sec, gap), textcoords="offset points", xytext=(6, 5), fontsize=8)
+    fp = sorted((points[i][1], points[i][2]) for i in front)
+    if len(fp) > 1:
+        ax.plot(*zip(*fp, strict=True), color="#999999", linestyle="--", linewidth=1, zorder=2)
+    ax.set_xscale("log")
+    secs = [p[1] for p in points]
+    lo, hi = min(secs), max(secs)
+    ax.set_xlim(lo / 2, hi * 2)
+    # Labels at 1-2-5 steps when the points span less than three decades, so the axis always reads.
+    subs = (1.0, 2.0, 5.0) if hi / lo < 1000 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(bottom=0, top=max(p[2] for p in points) * 1.15 + 0.5)
+    ax.set_xlabel("seconds (log scale)")
+    ax.set_ylabel("Avg. Gap to retrain (points)")
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def per_class_bars(series: Sequence[tuple[str, Sequence[float | None]]], *, title: str = "") -> Figure:
+    """Grouped bars of test accuracy (%) per class, one colour per method; undefined entries are left out."""
+    fig = _figure(5.6, 3.4)
+    ax = fig.add_subplot()
+    if not series:
+        _no_data(ax)
+        return fig
+    k = max(len(v) for _, v in series)
+    width = 0.8 / len(series)
+    palette = colors([n for n, _ in series])
+    for si, (name, vals) in enumerate(series):
+        offset = (si - (len(series) - 1) / 2) * width
+        bars = ax.bar([c + offset for c in range(len(vals))], [100 * float(v or 0.0) for v in vals], width=width,
+                      color=palette[name], label=name)  # fmt: skip
+        for c, (bar, v) in enumerate(zip(bars, vals, strict=True)):
+            bar.set_gid(gid(f"{name}-class-{c}"))
+            bar.set_visible(v is not None)  # an undefined class (no test sample) draws no bar
+    ax.set_xticks(range(k))
+    ax.set_xlabel("class")
+    ax.set_ylabel("test accuracy %")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, ncol=min(4, len(series)), loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def roc_curves(grid: Sequence[float], series: Sequence[tuple[str, Sequence[float | None]]], *,
+               title: str = "") -> Figure:  # fmt: skip
+    """ROC curves (TPR against FPR on a fixed grid) per method, with the chance diagonal.
+
+    ``retrain`` is drawn first, thick and black, so every other curve stays
+    visible on top of it; ``original`` is dashed with markers, so it shows even
+    where it lies on another curve.
+    """
+    fig = _figure(4.4, 4.2)
+    ax = fig.add_subplot()
+    if not series:
+        _no_data(ax)
+        return fig
+    ax.plot([0, 1], [0, 1], color="#bbbbbb", linestyle=":", linewidth=1, label="chance")
+    palette = colors([n for n, _ in series])
+    order = sorted(series, key=lambda s: {"retrain": 0, "original": 2}.get(s[0], 1))
+    for name, tpr in order:
+        ys = [math.nan if t is None else float(t) for t in tpr]
+        style: dict[str, Any] = {"linewidth": 1.5}
+        if name == "retrain":
+            style = {"linewidth": 4, "alpha": 0.45}
+        elif name == "original":
+            style = {"linewidth": 1.5, "linestyle": "--", "marker": "o", "markersize": 3, "markevery": 5}
+        ax.plot(list(grid[: len(ys)]), ys, color=palette[name], label=name, gid=gid(name), **style)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
+                 xlabel: str, ylabel: str, title: str = "",
+                 colors_by_name: Mapping[str, str] | None = None) -> Figure:  # fmt: skip
+    """Side-by-side panels of mean ± std curves (e.g. accuracy per epoch), sharing the y axis.
+
+    Args:
+        panels: Panel title -> series name -> ``(mean, std)`` per step, in the plotted unit.
+        colors_by_name: Fixed colours per series (default: :func:`colors`).
+    """
+    fig = _figure(3.5 * max(1, len(panels)), 3.2)
+    axes = fig.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+    names = list(dict.fromkeys(n for series in panels.values() for n in series))
+    palette = dict(colors_by_name) if colors_by_name is not None else colors(names)
+    for ax, (panel, series) in zip(axes, panels.items(), strict=False):
+        for name, (mean, std) in series.items():
+            m, s = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+            x = np.arange(len(m))
+            ax.plot(x, m, label=name, color=palette[name], gid=gid(f"{panel}-{name}"))
+            ax.fill_between(x, m - s, m + s, color=palette[name], alpha=0.2)
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(loc="lower right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
