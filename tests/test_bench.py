@@ -185,7 +185,7 @@ def test_a_failing_cell_is_recorded_and_the_rest_continue(tmp_path):
     text = TINY.read_text().replace("filtration = { samples_per_class = 20 }",
                                     "filtration = { samples_per_class = 20, max_condition = 1.000001 }")  # fmt: skip
     cfg.write_text(text.replace("seeds = [0, 1]", "seeds = [0]"))
-    assert main(["bench", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert main(["bench", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 3  # a row failed
     records = read_records(tmp_path / "run")
     failed = [r for r in records if r["status"] != "ok"]
     assert [r["method"] for r in failed] == ["filtration"]

@@ -11,10 +11,15 @@ import hashlib
 import json
 import math
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from unlearnkit.errors import OutputExistsError
 
 
 def file_sha256(path: Path) -> str:
@@ -50,11 +55,67 @@ def umask() -> int:
     return mask
 
 
+STALE_AFTER_SECONDS = 24 * 3600  # a temporary of ours older than this is removed even if its writer looks alive
+
+
+def temporary_prefix(name: str) -> str:
+    """Prefix of our temporary files / folders beside ``name``: it names the writer (host and pid)."""
+    return f".{name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def _writer_alive(host: str, pid: int) -> bool:
+    if host != socket.gethostname():
+        return True  # another machine's writer (a shared disk): only the age limit applies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def sweep_temporaries(folder: str | Path, name: str, *, now: float | None = None) -> list[Path]:
+    """Remove the temporaries beside ``name`` in ``folder`` whose writer is gone (killed) or that are stale.
+
+    Only entries named as :func:`temporary_prefix` names them are touched; a
+    live writer's temporary (another process saving the same model now) stays.
+    Returns what was removed.
+    """
+    import shutil
+
+    folder = Path(folder)
+    removed: list[Path] = []
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(?P<host>[^/]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    now = time.time() if now is None else now
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m:
+            continue
+        try:
+            age = now - entry.lstat().st_mtime
+        except OSError:
+            continue
+        if _writer_alive(m["host"], int(m["pid"])) and age < STALE_AFTER_SECONDS:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_temporaries(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -74,3 +135,23 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, dumps(obj))
+
+
+def check_writable_dir(folder: str | Path, *, param: str, what: str) -> None:
+    """Refuse, before any work is done, a folder that cannot take a new file.
+
+    Creates and removes an empty temporary file in ``folder``: this is the only
+    test that holds as root too (a read-only mount, a full or vanished disk),
+    where permission bits say nothing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OutputExistsError(f"The '{param}' parameter names {what} in {str(folder)!r}, which is not a folder.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".unlearnkit-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputExistsError(
+            f"The '{param}' parameter names {what} in {str(folder)!r}, which cannot be written ({exc.strerror})."
+        ) from None

@@ -51,7 +51,7 @@ class Interval(Constraint):
         if self.kind is float and not isinstance(value, numbers.Real):
             return False
         v = float(value)
-        if math.isnan(v):
+        if not math.isfinite(v):  # NaN and ±inf are no setting (an "unbounded" end is open: inf is excluded)
             return False
         left = self.closed in ("both", "left")
         right = self.closed in ("both", "right")

@@ -44,9 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_sigterm_handler() -> Any:
+    """SIGTERM unwinds like Ctrl-C, so every writer removes its temporary files (SIGKILL's are swept later).
+
+    Returns the previous handler (restored when :func:`main` returns), or None off the main thread.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (also used by the tests)."""
+    import signal
+
     parser = build_parser()
+    previous = install_sigterm_handler()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -65,3 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

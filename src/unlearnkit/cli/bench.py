@@ -69,24 +69,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
         EXECUTORS.get(args.executor)
         config = replace(config, executor={**config.executor, "name": args.executor})
     start = time.perf_counter()
-    run = run_benchmark(
-        config,
-        args.out,
-        resume=args.resume,
-        cache_dir=args.cache,
-        progress=common.show_progress(args),
-        log=common.say,
-    )
+    try:
+        run = run_benchmark(
+            config,
+            args.out,
+            resume=args.resume,
+            cache_dir=args.cache,
+            progress=common.show_progress(args),
+            log=common.say,
+        )
+    except KeyboardInterrupt:
+        common.say(f"bench interrupted; the rows written so far are kept: continue with "
+                   f"`unlearnkit bench {args.config} --out {args.out} --resume`")  # fmt: skip
+        raise
     errors = [r for r in run.records if r.get("status") != "ok"]
     print(
-        f"{config.name}: {len(run.records)} rows in {args.out} ({len(errors)} failed) "
-        f"in {time.perf_counter() - start:.1f}s"
+        f"{config.name}: {len(run.records)} rows in {args.out}: {len(run.records) - len(errors)} done, "
+        f"{len(errors)} failed, in {time.perf_counter() - start:.1f}s"
     )
     if args.report:
         from unlearnkit.reporting.report import write_report
 
         for path in write_report(args.out):
             print(f"wrote {path}")
+    if errors:
+        common.say(f"error: {len(errors)} of {len(run.records)} rows failed, e.g. {errors[0].get('error')}")
+        return common.EXIT_FAILED_ROWS
     return common.EXIT_OK
 
 

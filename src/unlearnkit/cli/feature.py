@@ -29,7 +29,7 @@ def add_forget_feature(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True, help="new folder for the model, record.json and search.json")
-    p.add_argument("--json", default=None, help="also write the run record to this file")
+    common.add_json(p, "also write the run record to this file")
     common.add_runtime(p)
 
 
@@ -53,7 +53,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
         {"--search-trials": Interval(int, 0, None), "--folds": Interval(int, 1, 5)},
     )
     check_output_dir(args.out)
-    common.check_json_target(args.json)
+    common.check_json_target(args, inputs=(args.forget, args.forget_clean, args.extra))
     by_transform = args.transform is not None
     by_files = args.forget is not None or args.forget_clean is not None
     if by_transform == by_files:

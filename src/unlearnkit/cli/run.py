@@ -21,7 +21,7 @@ def add_run(sub: Any) -> None:
     common.add_settings(p, "--set", "METHOD.KEY=VALUE", "method setting, e.g. --set neggrad_plus.beta=0.9")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", default=None, help="new folder for record.json and table.md")
-    p.add_argument("--json", default=None, help="write the run record to this file")
+    common.add_json(p, "write the run record to this file")
     p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
     common.add_runtime(p)
 
@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.out:
         check_output_dir(args.out)
-    common.check_json_target(args.json)
+    common.check_json_target(args)
     seeds = common.ints(args.seeds, "--seeds")
     demo = (
         args.dataset is None
@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = [
             ExperimentConfig(
                 dataset=args.dataset or "mnist",
-                model=args.arch,
+                model=common.model_name(args, args.dataset or "mnist"),
                 model_kwargs=common.model_kwargs(args.model_kwargs),
                 scenario=scenario.name,
                 scenario_options={k: v for k, v in scenario.describe().items() if k != "name"},

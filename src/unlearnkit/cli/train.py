@@ -53,7 +53,12 @@ def model_meta(
             "name": ds.name,
             "sha256": ds.content_hash,
             "data_dir": data_dir,
-            "split": {"seed": split.seed, "holdout_fraction": split.holdout_fraction, "train_size": split.train_size},
+            "split": {
+                "seed": split.seed,
+                "holdout_fraction": split.holdout_fraction,
+                "train_size": split.train_size,
+                "train_rows_sha256": split.train_rows_sha256(),
+            },
         },
         "classes": list(ds.class_names),
         "scenario": scenario.describe(),
@@ -74,6 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     config = common.train_config(args)
     kwargs = common.model_kwargs(args.model_kwargs)
+    args.arch = common.model_name(args, args.dataset)
     MODELS.get(args.arch)
     scenario = common.scenario_from_args(args)
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -105,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             device=device,
             progress=common.show_progress(args),
         )
-        final = ""
+        final, final_loss = "", None
     elif args.smu_candidates is not None:
         from unlearnkit.methods import train_smu
 
@@ -133,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             device=device,
             progress=common.show_progress(args),
         )
-        final = ""
+        final, final_loss = "", None
     else:
         stats = fit(
             model,
@@ -144,8 +150,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=common.show_progress(args),
             desc="train",
         )
-        final = f", final loss {stats.epoch_loss[-1]:.4f}" if stats.epoch_loss else ""
+        final_loss = stats.epoch_loss[-1] if stats.epoch_loss else None
+        final = f", final loss {final_loss:.4f}" if final_loss is not None else ""
     seconds = time.perf_counter() - start
+    from unlearnkit.evaluation.outputs import outputs_of
+    from unlearnkit.evaluation.scores import accuracy
+
+    common.check_model(model, setting=f"--lr (now {args.lr}) or --epochs", loss=final_loss)
+    model.eval()
+    train_acc = accuracy(outputs_of(model, splits.train, device=device))
+    holdout_acc = accuracy(outputs_of(model, splits.holdout, device=device))
+    reached = f"train accuracy {100 * (train_acc or 0):.1f}%, holdout accuracy {100 * (holdout_acc or 0):.1f}%"
+    common.warn_near_chance(holdout_acc, ds.num_classes, "holdout accuracy", f"--lr (now {args.lr}), --epochs, --model")
     fisher = args.fisher_data or ("except-target" if scenario.kind == "features" else "none")
     if fisher != "none":
         from unlearnkit.core.gradients import training_fisher
@@ -155,7 +171,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         common.say(f"Fisher ({fisher}) computed in {time.perf_counter() - t0:.1f}s")
     meta = model_meta(args.arch, ds, kwargs, split, scenario, config, args.seed, args.data_dir)
     meta["train_seconds"] = seconds
+    meta["reached"] = {"train_accuracy": train_acc, "holdout_accuracy": holdout_acc}
     meta["created_by"] = environment(device)
-    save_model(model, args.out, meta)
-    print(f"saved {args.out} (trained in {seconds:.1f}s{final})")
+    # training position -> dataset row: the map from what a user holds (rows) to what requests name (positions)
+    save_model(model, args.out, meta, extra_json={"training_rows.json": {"rows": split.train.indices.tolist()}})
+    print(f"saved {args.out} (trained in {seconds:.1f}s{final}; {reached})")
     return common.EXIT_OK

@@ -9,6 +9,18 @@ from typing import Any
 from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
 
+FORGET_OPTIONS = ("forget_classes", "forget_indices", "forget_rows", "forget_fraction", "forget_count")
+
+
+def request_label(request: Any, scenario: Any) -> str:
+    """What a record calls the request: ``indices``, ``class`` or ``random`` (the training scenario's name is
+    not the deletion's: forgetting listed samples of a class-scenario model is no class request)."""
+    if request is None:
+        return str(scenario.name)
+    if request.indices is not None:
+        return "indices"
+    return "class" if request.classes is not None else "random"
+
 
 def add_unlearn(sub: Any) -> None:
     p = sub.add_parser("unlearn", help="make a saved model forget a request; write the new model and its record")
@@ -19,7 +31,7 @@ def add_unlearn(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True, help="new folder for the unlearned model")
-    p.add_argument("--json", default=None, help="also write the run record to this file")
+    common.add_json(p, "also write the run record to this file")
     p.add_argument("--track-validation", action="store_true", help="holdout accuracy per epoch -> epochs_to_best")
     common.add_runtime(p)
 
@@ -31,23 +43,8 @@ def add_evaluate(sub: Any) -> None:
     common.add_forget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--json", default=None, help="write the metrics record to this file")
+    common.add_json(p, "write the metrics record to this file")
     common.add_runtime(p)
-
-
-def request_from_record(d: dict[str, Any]) -> Any:
-    """Rebuild a request recorded by ``unlearn`` (explicit indices are not stored, only their hash)."""
-    from unlearnkit.data import ForgetRequest
-
-    if d.get("kind") == "classes":
-        return ForgetRequest.from_classes(d["classes"])
-    if "fraction" in d:
-        return ForgetRequest.random_fraction(d["fraction"], stratified=d.get("stratified", True))
-    if "count" in d:
-        return ForgetRequest.random_count(d["count"], stratified=d.get("stratified", True))
-    raise ParameterError(
-        "this model was unlearned with explicit indices; pass the same --forget-indices file to evaluate it."
-    )
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
@@ -64,12 +61,21 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     device = resolve_device(args.device)
     check_output_dir(args.out)
-    common.check_json_target(args.json)
+    common.check_json_target(args, inputs=(args.forget_indices, args.forget_rows))
     method = make_method(args.method, **common.parse_settings(args.set, qualified=False).get("", {}))
-    request = common.request_from_args(args)
+    if all(getattr(args, f) is None for f in FORGET_OPTIONS):
+        raise ParameterError(
+            "The 'unlearn' command must be told what to forget: give --forget-classes, --forget-indices, "
+            "--forget-rows, --forget-fraction or --forget-count (a deletion is never taken from the model's defaults)."
+        )
     model, meta, _ds, split, scenario = common.context_from_model(args.model_dir, args.data_dir)
-    splits = scenario.prepare(split, seed=meta["seed"], request=request)
+    request = common.request_from_args(args, split)
+    history = common.deletion_history(meta, split, scenario, args.model_dir)
+    forgotten = common.forgotten_positions(history)
+    splits = scenario.prepare(split, seed=meta["seed"], request=request, forgotten=forgotten)
     method.check_request(splits)
+    if history:
+        common.say(f"{len(history)} earlier deletion(s) of {forgotten.numel()} samples stay deleted")
     recipe = TrainConfig.from_dict(meta["training"])
     common.say(f"{args.method}: forgetting {len(splits.forget)} of {len(splits.train)} training samples")
     outcome = method.unlearn(
@@ -81,7 +87,15 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         progress=common.show_progress(args),
         track_validation=args.track_validation,
     )
+    common.check_model(outcome.model, setting=f"{args.method}'s step size or strength (--set ...)")
     metrics = evaluate(collect(outcome.model, splits, device=device), seed=args.seed)
+    retain_acc = metrics.get("retain_accuracy")
+    common.warn_near_chance(
+        retain_acc if isinstance(retain_acc, float) else None,
+        splits.num_classes,
+        "retain accuracy after unlearning",
+        f"{args.method}'s settings (--set ...)",
+    )
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights_sha256")}
     unlearning = {
         "method": outcome.method,
@@ -93,10 +107,14 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         "request": splits.request.describe() if splits.request else None,
         "forget_sha256": splits.request_hash(),
         "n_forget": len(splits.forget),
+        "forget_positions": splits.forget_positions.tolist(),
+        "n_retain": len(splits.retain),
+        "n_already_forgotten": splits.n_already_forgotten,
         "parent_weights_sha256": file_sha256(Path(args.model_dir) / "model.safetensors"),
         "diagnostics": summarize_diagnostics(outcome.diagnostics),
     }
-    new_meta["unlearning"] = unlearning
+    new_meta["unlearning"] = unlearning  # the latest deletion
+    new_meta["deletions"] = [*history, unlearning]  # every deletion this model has honoured, oldest first
     outputs = num_outputs(outcome.model)
     if outputs != new_meta["architecture"]["num_classes"]:  # a method dropped the forgotten classes' outputs
         new_meta["architecture"] = {**new_meta["architecture"], "num_classes": outputs}
@@ -116,14 +134,15 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
             {
                 "method": outcome.method,
                 "seed": args.seed,
-                "scenario": scenario.name,
+                "scenario": request_label(splits.request, scenario),
                 "seconds": outcome.seconds,
                 "speedup": None,
                 "metrics": metrics,
             }
         ],
     }
-    save_model(outcome.model, args.out, new_meta, extra_json={"record.json": record})
+    rows = {"rows": split.train.indices.tolist()}  # as `train` writes it: --forget-rows works on this model too
+    save_model(outcome.model, args.out, new_meta, extra_json={"record.json": record, "training_rows.json": rows})
     if args.json:
         write_json_atomic(args.json, record)
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in GAP_METRICS if isinstance(metrics.get(k), float))
@@ -133,6 +152,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from unlearnkit.core.artifacts import load_model
+    from unlearnkit.data import ForgetRequest
     from unlearnkit.env import environment, resolve_device, set_threads
     from unlearnkit.evaluation.collection import collect
     from unlearnkit.evaluation.metrics import METRICS, evaluate, gap
@@ -142,14 +162,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     device = resolve_device(args.device)
-    common.check_json_target(args.json)
-    request = common.request_from_args(args)
+    common.check_json_target(args, inputs=(args.forget_indices, args.forget_rows))
     model, meta, _ds, split, scenario = common.context_from_model(args.model_dir, args.data_dir)
+    request = common.request_from_args(args, split)
     recorded = meta.get("unlearning", {})
-    if request is None and recorded.get("request"):
-        request = request_from_record(recorded["request"])
+    history = common.deletion_history(meta, split, scenario, args.model_dir)
+    if request is None and history:  # the latest deletion, with the earlier ones excluded
+        last = history[-1].get("request") or {}
+        request = (  # a class request stays one: the class metrics apply to it
+            ForgetRequest.from_classes(last["classes"])
+            if last.get("kind") == "classes"
+            else ForgetRequest.from_indices(history[-1]["forget_positions"])
+        )
     # Random requests are drawn with the training seed, as `unlearn` does.
     splits = scenario.prepare(split, seed=meta["seed"], request=request)
+    if history:  # earlier deletions are in neither set (the evaluated ones stay in the forget set)
+        splits = splits.without(common.forgotten_positions(history, except_=splits.forget_positions))
     if recorded.get("forget_sha256") and recorded["forget_sha256"] != splits.request_hash():
         common.say("note: this forget set differs from the one the model was unlearned with")
     metrics = evaluate(collect(model, splits, device=device), seed=args.seed)
@@ -173,7 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = {
             "method": meta.get("unlearning", {}).get("method", "model"),
             "seed": args.seed,
-            "scenario": scenario.name,
+            "scenario": request_label(splits.request, scenario),
             "seconds": meta.get("unlearning", {}).get("seconds"),
             "speedup": None,
             "metrics": metrics,
@@ -185,7 +213,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 {
                     "method": "retrain",
                     "seed": args.seed,
-                    "scenario": scenario.name,
+                    "scenario": request_label(splits.request, scenario),
                     "seconds": None,
                     "speedup": 1.0,
                     "metrics": ref_metrics,

@@ -30,7 +30,7 @@ def add_weak(sub: Any) -> None:
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (default: start one)")
     p.add_argument("--cache", default=None, help="population cache folder (default: ~/.cache/unlearnkit/populations)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model split, classifiers and bootstrap")
-    p.add_argument("--json", default=None, help="write the result record to this file")
+    common.add_json(p, "write the result record to this file")
     common.add_runtime(p)
 
 
@@ -44,7 +44,7 @@ def cmd_weak(args: argparse.Namespace) -> int:
     from unlearnkit.running.populations import Population, PopulationConfig, weak_unlearning
     from unlearnkit.validation import Interval, validate_parameters
 
-    common.check_json_target(args.json)
+    common.check_json_target(args)
     validate_parameters("weak", {"--models": args.models}, {"--models": Interval(int, 2, None)})
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -75,7 +75,7 @@ def cmd_weak(args: argparse.Namespace) -> int:
         eval_per_class=args.eval_per_class,
         data_dir=args.data_dir,
     )
-    options: dict[str, Any] = {"threads": args.threads or 1}
+    options: dict[str, Any] = {"threads": 1 if args.threads is None else args.threads}
     if args.ray_address is not None:
         if args.executor != "ray":
             raise ParameterError("The '--ray-address' parameter needs --executor ray.")

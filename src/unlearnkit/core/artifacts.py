@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,15 +24,24 @@ from torch import nn
 
 from unlearnkit.core import sisa, smu  # noqa: F401  (importing them registers the preparations)
 from unlearnkit.errors import CheckpointError, OutputExistsError
+from unlearnkit.files import (
+    check_writable_dir,
+    dumps,
+    file_sha256,
+    sweep_temporaries,
+    temporary_prefix,
+    umask,
+    write_bytes_atomic,
+)
 from unlearnkit.files import clean_json as clean_json  # the `as` names: re-exported for one release
-from unlearnkit.files import dumps, file_sha256, umask, write_bytes_atomic
 from unlearnkit.files import write_json_atomic as write_json_atomic
 from unlearnkit.files import write_text_atomic as write_text_atomic
 
 WEIGHTS = "model.safetensors"
 SIDECAR = "model.json"
 FORMAT = "unlearnkit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the sidecar lists every deletion (`deletions`) and a digest of the training rows
+READABLE_VERSIONS = (1, 2)
 
 
 def save_tensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -54,6 +64,16 @@ def check_output_dir(out: str | Path, *, param: str = "--out") -> Path:
             )
         if any(out.iterdir()):
             raise OutputExistsError(f"The '{param}' folder {str(out)!r} is not empty; choose a new folder.")
+        st = out.stat()
+        # An empty folder is replaced by the new one, losing its owner and mode: only take our own, writable one.
+        # (Mode bits, not access(): root may write anywhere, and must still not replace a read-only folder.)
+        if st.st_uid != os.geteuid() or not st.st_mode & stat.S_IWUSR:
+            raise OutputExistsError(
+                f"The '{param}' folder {str(out)!r} exists, empty but read-only or another user's; "
+                "choose a new folder (it would be replaced)."
+            )
+    parent = next(p for p in (out.absolute().parent, *out.absolute().parents) if p.exists())
+    check_writable_dir(parent, param=param, what="the new folder")
     return out
 
 
@@ -73,7 +93,8 @@ def save_model(
 
     out = check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    sweep_temporaries(out.parent, out.name)  # folders left by a writer that was killed (SIGKILL, power loss)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out.name), suffix=".tmp", dir=out.parent))
     try:
         from unlearnkit.core.preparation import PREPARED_WEIGHTS, PreparedModel
 
@@ -129,6 +150,12 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{side} is not valid JSON ({exc}); the model folder is damaged.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{side} is not an unlearnkit model sidecar (format != {FORMAT!r}).")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise CheckpointError(
+            f"{side} has format_version {version!r}; this unlearnkit reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (a newer unlearnkit wrote it, or the sidecar is damaged)."
+        )
     return meta
 
 

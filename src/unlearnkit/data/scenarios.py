@@ -43,10 +43,18 @@ class Scenario:
         """Extra named views a scenario provides to methods (none by default)."""
         return {}
 
-    def prepare(self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None) -> Splits:
-        """Build :class:`Splits` for ``request`` (default: the scenario's own)."""
+    def prepare(
+        self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None, forgotten: Any = None
+    ) -> Splits:
+        """Build :class:`Splits` for ``request`` (default: the scenario's own).
+
+        ``forgotten``: training positions earlier requests forgot; they are in
+        neither the forget nor the retain set (:meth:`Splits.without`).
+        """
         train = self.training_data(split, seed=seed)
-        splits = Splits.from_request(split, request or self.request(split, seed=seed), seed=seed, train=train)
+        splits = Splits.from_request(
+            split, request or self.request(split, seed=seed), seed=seed, train=train, forgotten=forgotten
+        )
         extra = self.extras(split, seed=seed)
         return splits.with_extras(**extra) if extra else splits
 
@@ -75,10 +83,16 @@ class RandomScenario(Scenario):
     count: int | None = None
     stratified: bool = True
 
+    def __post_init__(self) -> None:
+        # Validated here, when the scenario is made (train records it), not when a request is drawn later.
+        self.default_request()
+
     def default_request(self) -> ForgetRequest:
         if self.count is not None:
             return ForgetRequest.random_count(self.count, stratified=self.stratified)
-        return ForgetRequest.random_fraction(self.fraction or 0.1, stratified=self.stratified)
+        if self.fraction is None:
+            raise ParameterError("The 'random' scenario needs a 'fraction' in (0, 1) or a 'count' >= 1; got neither.")
+        return ForgetRequest.random_fraction(self.fraction, stratified=self.stratified)
 
 
 @dataclass(frozen=True)
@@ -145,8 +159,10 @@ class MislabelScenario(Scenario):
     def default_request(self) -> ForgetRequest:
         raise ParameterError("the 'mislabel' scenario's forget set depends on the data; use request(split, seed=...)")
 
-    def prepare(self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None) -> Splits:
-        splits = super().prepare(split, seed=seed, request=request)
+    def prepare(
+        self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None, forgotten: Any = None
+    ) -> Splits:
+        splits = super().prepare(split, seed=seed, request=request, forgotten=forgotten)
         true = View(split.train.x, split.train.y, splits.forget.indices, "forget_true")
         return splits.with_extras(forget_true=true).with_info(confused_classes=(self.source, self.target))
 
@@ -243,8 +259,14 @@ class PoisonScenario(Scenario):
         h = split.holdout
         return {"reference": View(h.x, h.y, h.indices, "reference")}
 
-    def prepare(self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None) -> Splits:
-        return super().prepare(split, seed=seed, request=request).with_info(poisoned_class=self.source)
+    def prepare(
+        self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None, forgotten: Any = None
+    ) -> Splits:
+        return (
+            super()
+            .prepare(split, seed=seed, request=request, forgotten=forgotten)
+            .with_info(poisoned_class=self.source)
+        )
 
 
 @dataclass(frozen=True)
@@ -369,8 +391,10 @@ class BackdoorScenario(Scenario):
             "holdout_extra": apply_transform(t, holdout_other, high=high, label="holdout_extra"),
         }
 
-    def prepare(self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None) -> Splits:
-        splits = super().prepare(split, seed=seed, request=request)
+    def prepare(
+        self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None, forgotten: Any = None
+    ) -> Splits:
+        splits = super().prepare(split, seed=seed, request=request, forgotten=forgotten)
         return splits.with_info(request_kind="features", target_class=self.target_class, transform=self.transform,
                                 pattern=self.pattern)  # fmt: skip
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -113,6 +114,16 @@ class DataSplit:
     @property
     def num_classes(self) -> int:
         return self.dataset.num_classes
+
+    def train_rows_sha256(self) -> str:
+        """SHA-256 of the dataset rows the train split holds (int64, in order).
+
+        Stored in a model's sidecar and checked when the split is rebuilt, so an
+        edited split seed, size or dataset (which would make forget indices name
+        other samples) is caught. It catches accidents and naive edits, not a
+        determined forger, who can recompute it.
+        """
+        return hashlib.sha256(self.train.indices.numpy().astype(np.int64).tobytes()).hexdigest()
 
     def describe(self) -> dict[str, object]:
         return {
@@ -231,29 +242,27 @@ class ForgetRequest:
     @classmethod
     def from_file(cls, path: str | Path) -> ForgetRequest:
         """Read indices from a text file (one integer per line) or a ``.npy`` array."""
-        p = Path(path)
-        if not p.is_file():
-            raise RequestError(f"The 'forget_indices' file {str(p)!r} does not exist.")
-        if p.suffix == ".npy":
-            try:
-                arr = np.load(p, allow_pickle=False)  # never unpickle user files
-            except Exception as exc:
-                raise RequestError(
-                    f"The 'forget_indices' file {str(p)!r} is not a readable .npy array: {exc}"
-                ) from None
-            return cls.from_indices(arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr)
-        values = []
-        for lineno, line in enumerate(p.read_text().splitlines(), 1):
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            try:
-                values.append(int(s))
-            except ValueError:
-                raise RequestError(
-                    f"The 'forget_indices' file {str(p)!r} must hold one integer per line; line {lineno} is {s!r}."
-                ) from None
-        return cls.from_indices(values)
+        return cls.from_indices(read_integers(path, param="forget_indices"))
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[int] | np.ndarray, train_rows: torch.Tensor) -> ForgetRequest:
+        """Positions of dataset ``rows`` (what a user holds) in a training set whose rows are ``train_rows``.
+
+        ``train_rows`` is the training view's ``indices`` (sorted dataset rows; saved by
+        ``unlearnkit train`` as ``training_rows.json``). A row the model was not trained on is refused.
+        """
+        want = np.asarray(rows, dtype=np.int64).reshape(-1)
+        have = np.asarray(train_rows.cpu(), dtype=np.int64)
+        order = np.argsort(have, kind="stable")
+        pos = np.searchsorted(have[order], want)
+        found = (pos < have.size) & (have[order][np.minimum(pos, have.size - 1)] == want)
+        if not found.all():
+            missing = want[~found]
+            raise RequestError(
+                f"The 'forget_rows' parameter must name rows of the model's training set; {missing.size} of "
+                f"{want.size} are not in it (e.g. row {int(missing[0])}: a holdout or test row, or out of range)."
+            )
+        return cls.from_indices(order[pos])
 
     @classmethod
     def random_fraction(cls, fraction: float, *, stratified: bool = True) -> ForgetRequest:
@@ -360,6 +369,51 @@ class ForgetRequest:
         return torch.cat(chosen)
 
 
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: no "1_000", "+5", "1e3" or full-width digits
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_integers(path: str | Path, *, param: str) -> np.ndarray:
+    """Integers from a text file (one per line; blank lines and ``#`` comments skipped; a UTF-8 BOM is fine)
+    or a ``.npy`` array (read without pickle)."""
+    p = Path(path)
+    if not p.is_file():
+        raise RequestError(f"The '{param}' file {str(p)!r} does not exist.")
+    if p.suffix == ".npy":
+        with open(p, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+        if head != NPY_MAGIC:
+            raise RequestError(
+                f"The '{param}' file {str(p)!r} is not a .npy array (it does not start with the NumPy file "
+                "signature); write it with numpy.save, or give a text file with one integer per line."
+            )
+        try:
+            arr = np.load(p, allow_pickle=False)  # never unpickle user files
+        except Exception as exc:
+            reason = "it holds Python objects, which are never unpickled" if "pickle" in str(exc) else str(exc)
+            raise RequestError(
+                f"The '{param}' file {str(p)!r} is not a readable .npy integer array: {reason}."
+            ) from None
+        return np.asarray(arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"The '{param}' file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})."
+        ) from None
+    values = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if not _INTEGER.fullmatch(s):
+            raise RequestError(
+                f"The '{param}' file {str(p)!r} must hold one integer (ASCII digits) per line; line {lineno} is {s!r}."
+            )
+        values.append(int(s))
+    return np.asarray(values, dtype=np.int64)
+
+
 def request_kind(forget_classes: Sequence[int], info: Mapping[str, Any]) -> str:
     """The request kind: ``"features"`` when a scenario says so (000), else classes or samples."""
     if info.get("request_kind") == "features":
@@ -380,6 +434,8 @@ class Splits:
         forget_classes: Classes forgotten whole (empty for sample requests).
         extras: Extra named views some methods need (e.g. out-of-distribution data).
         request: The request that produced this forget set (for records).
+        forgotten: Sorted positions (into ``train``) forgotten by earlier requests: in neither
+            the forget nor the retain set, so a later request never trains on them again.
 
     Example:
         >>> from unlearnkit.data import load_dataset, split_dataset
@@ -398,15 +454,26 @@ class Splits:
     extras: Mapping[str, View] = field(default_factory=lambda: MappingProxyType({}))
     request: ForgetRequest | None = None
     info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    forgotten: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     @classmethod
     def from_request(
-        cls, split: DataSplit, request: ForgetRequest, *, seed: int = 0, train: View | None = None
+        cls,
+        split: DataSplit,
+        request: ForgetRequest,
+        *,
+        seed: int = 0,
+        train: View | None = None,
+        forgotten: torch.Tensor | Sequence[int] | None = None,
     ) -> Splits:
-        """Resolve ``request`` against ``train`` (default: ``split.train``)."""
+        """Resolve ``request`` against ``train`` (default: ``split.train``).
+
+        ``forgotten``: positions already forgotten by earlier requests; they leave
+        both the forget and the retain set (see :meth:`without`).
+        """
         train = train if train is not None else split.train
         positions = request.resolve(train.labels, split.num_classes, seed=seed)
-        return cls(
+        splits = cls(
             train=train,
             forget_positions=positions,
             holdout=split.holdout,
@@ -415,6 +482,32 @@ class Splits:
             forget_classes=tuple(sorted(request.classes)) if request.classes is not None else (),
             request=request,
         )
+        return splits.without(forgotten) if forgotten is not None and len(forgotten) else splits
+
+    def without(self, forgotten: torch.Tensor | Sequence[int]) -> Splits:
+        """A copy in which the positions ``forgotten`` (earlier deletions) are in neither forget nor retain.
+
+        Positions of the request that an earlier one already forgot are dropped
+        from the forget set (they are gone already); a request made only of such
+        positions is refused.
+        """
+        prev = torch.as_tensor(forgotten, dtype=torch.long).flatten().unique()
+        n = len(self.train)
+        if prev.numel() and (int(prev.min()) < 0 or int(prev.max()) >= n):
+            raise RequestError(f"The 'forgotten' positions must lie in [0, {n}); got {prev.min()}..{prev.max()}.")
+        prev = torch.cat([self.forgotten, prev]).unique()
+        keep = ~torch.isin(self.forget_positions, prev)
+        if not bool(keep.any()):
+            raise RequestError(
+                f"The forget request names only samples that earlier requests already forgot "
+                f"({self.forget_positions.numel()} of them); there is nothing left to forget."
+            )
+        return dataclasses.replace(self, forget_positions=self.forget_positions[keep], forgotten=prev)
+
+    @property
+    def n_already_forgotten(self) -> int:
+        """How many positions earlier requests forgot (excluded from every split here)."""
+        return int(self.forgotten.numel())
 
     @classmethod
     def from_tensors(
@@ -462,6 +555,7 @@ class Splits:
     def retain(self) -> View:
         keep = torch.ones(len(self.train), dtype=torch.bool)
         keep[self.forget_positions] = False
+        keep[self.forgotten] = False  # earlier deletions stay deleted
         return self.train.subset(torch.nonzero(keep).flatten(), "retain")
 
     @property

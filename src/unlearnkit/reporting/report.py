@@ -181,16 +181,19 @@ def leaderboard(
 
 def markdown_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as Markdown."""
-    from unlearnkit.reporting.records import read_records
+    from unlearnkit.reporting.records import completeness, read_records
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
-    summary = summarize(read_records(run_dir))
+    records = read_records(run_dir)
+    summary = summarize(records)
     cfg = meta["config"]
     env = meta["environment"]
+    short = completeness(run_dir, records)
     lines = [
         f"# Benchmark: {cfg['name']}",
         "",
+        *([f"**{short}**", ""] if short else []),
         cfg.get("description") or "",
         "",
         f"Rerun: `unlearnkit bench {meta['config_file']} --out RUN_DIR` then `unlearnkit report RUN_DIR`. "
@@ -282,14 +285,17 @@ def charts(cells: Sequence[dict[str, Any]], title: str) -> list[tuple[str, str]]
 
 def html_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as one self-contained HTML page (inline CSS and SVG, no scripts)."""
-    from unlearnkit.reporting.records import read_records
+    from unlearnkit.reporting.records import completeness, read_records
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
-    summary = summarize(read_records(run_dir))
+    records = read_records(run_dir)
+    summary = summarize(records)
     cfg, env = meta["config"], meta["environment"]
+    short = completeness(run_dir, records)
     body = [
         f"<h1>Benchmark: {_esc(cfg['name'])}</h1>",
+        *([f'<p class="warn"><strong>{_esc(short)}</strong></p>'] if short else []),
         f"<p>{_esc(cfg.get('description') or '')}</p>",
         "<p>Avg. Gap = mean |method − retrain| over forget, retain and test accuracy and MIA accuracy, in points "
         "(lower is better; mean ± std over seeds, 95% bootstrap interval). ↑ higher is better, ↓ lower, ≈R closest "

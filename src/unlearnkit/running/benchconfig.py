@@ -161,7 +161,10 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BenchConfigError(f"{path}: no such benchmark file.")
     suffix = path.suffix.lower()
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
     if suffix == ".toml":
         if sys.version_info >= (3, 11):
             import tomllib
@@ -176,6 +179,15 @@ def _read(path: Path) -> dict[str, Any]:
 
         yaml = optional_import("yaml", extra="yaml")
         try:
+            # Aliases are refused before anything is built: a few lines of nested aliases expand to
+            # gigabytes (the "billion laughs"), and a benchmark file never needs them.
+            for event in yaml.parse(text, Loader=yaml.SafeLoader):
+                if isinstance(event, yaml.AliasEvent):
+                    mark = event.start_mark
+                    raise BenchConfigError(
+                        f"{path}: YAML aliases (*name) are not allowed in a benchmark file; line {mark.line + 1} "
+                        "uses one. Write the value out."
+                    )
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise BenchConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())}).") from None
@@ -218,6 +230,18 @@ class _Checker:
         return Entry(self.name(registry, item["name"], f"{key}.name"), dict(options))
 
 
+def _check_fragment_entry(fragment: str | Path, name: str, values: Any) -> None:
+    """A settings fragment's error names the fragment, not the benchmark file it is merged into."""
+    if name not in METHODS:
+        raise BenchConfigError(f"{fragment}: methods.{name}: {METHODS.unknown_message(name)}.")
+    if not isinstance(values, dict):
+        raise BenchConfigError(f"{fragment}: methods.{name} must be a table of settings; got {values!r}.")
+    try:
+        make_method(name, **values)
+    except UnlearnkitError as exc:
+        raise BenchConfigError(f"{fragment}: methods.{name}: {' '.join(str(exc).split())}") from None
+
+
 def load_config(
     path: str | Path, *, overrides: Mapping[str, Any] | None = None, settings: Sequence[str | Path] = ()
 ) -> BenchConfig:
@@ -236,6 +260,7 @@ def load_config(
         if unknown or not isinstance(extra.get("methods"), dict):
             raise BenchConfigError(f"{fragment}: a settings fragment holds only [methods.NAME] tables.")
         for name, values in extra["methods"].items():
+            _check_fragment_entry(fragment, name, values)
             if isinstance(data.get("methods"), dict):
                 if name not in data["methods"]:
                     raise BenchConfigError(

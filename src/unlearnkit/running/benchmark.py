@@ -44,7 +44,7 @@ from unlearnkit.evaluation.collection import collect
 from unlearnkit.evaluation.metrics import evaluate, gap
 from unlearnkit.files import clean_json, write_json_atomic
 from unlearnkit.methods import Retrain, make_method
-from unlearnkit.reporting.records import RECORDS, read_records
+from unlearnkit.reporting.records import RECORDS, damaged_lines, read_records, repair_records
 from unlearnkit.running.benchconfig import BenchConfig, Entry
 from unlearnkit.running.executor import Task, TaskResult, make_executor
 from unlearnkit.running.experiment import GAP_METRICS, original_facts, summarize_diagnostics
@@ -309,10 +309,20 @@ def run_benchmark(
                 f"The '--resume' run in {str(out)!r} was made from a different benchmark file "
                 f"(config hash {old.get('config_hash', '?')[:12]} vs {meta['config_hash'][:12]}); use a new --out."
             )
+    units = [(d, m, s) for d in config.datasets for m in config.models for s in config.scenarios]
+    meta["expected_rows"] = sum(
+        len(config.seeds) * (len(PHASE_ROWS) + sum(1 for scen, _ in config.pairs() if scen == s)) for _, _, s in units
+    )
     write_json_atomic(previous, meta)
+    if resume:
+        cut = repair_records(out)
+        if cut:
+            say(f"resume: dropped a partial last line ({cut} bytes) of {RECORDS}, cut by the interruption; it reruns")
+        bad = damaged_lines(out)
+        if bad:
+            say(f"resume: {len(bad)} damaged line(s) in {RECORDS} (line {', '.join(map(str, bad[:5]))}); they rerun")
     done = {(r["cell"], r["seed"]) for r in read_records(out) if r.get("status") == "ok"}
 
-    units = [(d, m, s) for d in config.datasets for m in config.models for s in config.scenarios]
     ref_tasks: list[Task] = []
     cell_tasks: list[Task] = []
     ident: dict[str, tuple[dict[str, Any], int, str | None, dict[str, Any]]] = {}
