@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.unlearnkit-installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup demo test lint typecheck bench clean-venv data
+.PHONY: setup demo test lint typecheck bench clean-venv data catalogue
 
 setup: $(STAMP) data
 
@@ -46,6 +46,10 @@ test: setup lint typecheck
 
 bench: setup
 	$(PY) bench/trainer_throughput.py
+
+# `unlearnkit list` reads this catalogue (no torch import); a test fails when it drifts from the registries.
+catalogue: $(STAMP)
+	$(PY) -c "from unlearnkit.cli.listing import write_catalogue; print('wrote', write_catalogue())"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -282,3 +282,23 @@ def test_weak_runs_caches_and_writes_json(tmp_path, capsys):
 )
 def test_weak_bad_input(tmp_path, capsys, extra, match):
     _bad([*WEAK, "--cache", str(tmp_path / "c"), *extra], tmp_path, capsys, match)
+
+
+def test_the_list_catalogue_matches_the_registries():
+    """`unlearnkit list` answers from catalogue.json (no torch); it must say what the registries hold (make catalogue)."""
+    from unlearnkit.cli.listing import CATALOGUE, build_catalogue
+
+    assert json.loads(CATALOGUE.read_text(encoding="utf-8")) == build_catalogue()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["list"], ["list", "methods"], ["train", "--epochs", "x", "--out", "o"], ["nope"]]
+)
+def test_help_list_and_argument_errors_do_not_import_torch(argv):
+    code = (
+        "import sys\nfrom unlearnkit.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:3]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

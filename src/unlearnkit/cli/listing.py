@@ -2,15 +2,25 @@
 
 ``unlearnkit list`` alone lists the registries with their entries;
 ``unlearnkit list NAME`` prints one registry as a table.
+
+It reads ``catalogue.json`` beside this file — the registries' names, tags and
+one-line summaries — so it answers without importing torch. The catalogue is
+generated from the real registries (``make catalogue``) and a
+test fails when it drifts from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from unlearnkit.cli.common import EXIT_OK
+
+CATALOGUE = Path(__file__).with_name("catalogue.json")
+WHAT = ("methods", "datasets", "models", "metrics", "scenarios")
 
 
 def _summary(obj: Any) -> str:
@@ -38,7 +48,12 @@ def _registries() -> dict[str, tuple[Any, list[str], Callable[[str, Any], list[s
     }
 
 
-WHAT = ("methods", "datasets", "models", "metrics", "scenarios")
+def build_catalogue() -> dict[str, dict[str, Any]]:
+    """Every registry as ``{"header": [...], "rows": [[...], ...]}``, from the real registries (imports torch)."""
+    return {
+        name: {"header": header, "rows": [row(n, entry) for n, entry in registry.items()]}
+        for name, (registry, header, row) in _registries().items()
+    }
 
 
 def add_list(sub: Any) -> None:
@@ -49,11 +64,19 @@ def add_list(sub: Any) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from unlearnkit.reporting.tables import render
 
-    registries = _registries()
+    catalogue = json.loads(CATALOGUE.read_text(encoding="utf-8"))
     if args.what is None:
-        rows = [[name, str(len(reg)), ", ".join(reg)] for name, (reg, _, _) in registries.items()]
+        rows = [[name, str(len(c["rows"])), ", ".join(r[0] for r in c["rows"])] for name, c in catalogue.items()]
         print(render(["registry", "entries", "names (unlearnkit list REGISTRY for details)"], rows, left=3))
         return EXIT_OK
-    registry, header, row = registries[args.what]
-    print(render(header, [row(n, entry) for n, entry in registry.items()], left=len(header)))
+    entry = catalogue[args.what]
+    print(render(entry["header"], entry["rows"], left=len(entry["header"])))
     return EXIT_OK
+
+
+def write_catalogue() -> Path:
+    """Regenerate ``catalogue.json`` from the registries (``make catalogue``) after adding or changing an entry."""
+    from unlearnkit.files import write_text_atomic
+
+    write_text_atomic(CATALOGUE, json.dumps(build_catalogue(), indent=1, ensure_ascii=False) + "\n")
+    return CATALOGUE
