@@ -210,6 +210,14 @@ BASE = TINY.read_text()
             "key 'methods.filtration': no scenario here can run it (supports classes requests, not samples)",
         ),
         (("[executor]", "[executr]"), "key 'executr': unknown key"),
+        # checked against the data before any cell runs (they used to fail cell by cell)
+        (
+            ("forget_classes = [3]", "forget_classes = [42]"),
+            "key 'scenarios[0].options': on digits: The 'forget_classes'",
+        ),
+        (("fraction = 0.1", "fraction = 1.5"), "key 'scenarios[1].options': The 'forget_fraction' parameter"),
+        (("train_size = 400", "train_size = 100000"), "key 'data': dataset 'digits': The 'train_size' parameter"),
+        (("lr = 0.05", "lr = inf"), "key 'train': The 'lr' parameter of TrainConfig must be a float in (0, inf)"),
     ],
 )
 def test_config_errors_name_the_file_and_key(tmp_path, edit, match, capsys):

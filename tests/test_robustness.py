@@ -485,3 +485,18 @@ def test_a_bad_settings_fragment_is_named(tmp_path, capsys):
     frag.write_text("[methods.finetune]\nlr = -1.0\n")
     _fails(["bench", str(TINY), "--settings", str(frag), "--out", str(tmp_path / "run")], capsys,
            f"{frag}: methods.finetune:")  # fmt: skip
+
+
+def test_evaluate_refuses_a_reference_that_is_not_the_retrained_model(models, tmp_path, capsys):
+    def unlearn(method, idx, out, *extra):
+        assert main(["unlearn", "--model", str(models / "plain"), "--method", method, "--forget-indices", str(idx),
+                     "--out", str(tmp_path / out), "--no-progress", *extra]) == 0  # fmt: skip
+
+    unlearn("finetune", models / "first.txt", "ft")
+    unlearn("retrain", models / "first.txt", "ref")
+    unlearn("retrain", models / "second.txt", "other")
+    evaluate = ["evaluate", "--model", str(tmp_path / "ft"), "--reference"]
+    _fails([*evaluate, str(models / "plain")], capsys, "has no unlearning record (an original model?)")
+    _fails([*evaluate, str(tmp_path / "ft")], capsys, "it is 'finetune'")
+    _fails([*evaluate, str(tmp_path / "other")], capsys, "not the same retain set")
+    assert main([*evaluate, str(tmp_path / "ref")]) == 0

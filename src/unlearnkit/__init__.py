@@ -60,6 +60,7 @@ _LAZY: dict[str, str] = {
     "Outcome": "unlearnkit.methods",
     "Unlearner": "unlearnkit.methods",
     "make_method": "unlearnkit.methods",
+    "metrics_table": "unlearnkit.reporting.tables",
     "ExperimentConfig": "unlearnkit.running.experiment",
     "run_experiment": "unlearnkit.running.experiment",
 }
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from unlearnkit.evaluation.metrics import METRICS, evaluate
     from unlearnkit.evaluation.outputs import Collected, Outputs
     from unlearnkit.methods import METHODS, Outcome, Unlearner, make_method
+    from unlearnkit.reporting.tables import metrics_table
     from unlearnkit.running.experiment import ExperimentConfig, run_experiment
 
 
@@ -124,6 +126,7 @@ __all__ = [
     "load_dataset",
     "make_method",
     "make_scenario",
+    "metrics_table",
     "run_experiment",
     "split_dataset",
 ]

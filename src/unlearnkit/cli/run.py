@@ -94,6 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         experiments.append(result)
         tables.append(result.table())
         print(tables[-1] + "\n", flush=True)
+        for d in result.data:  # a table over a model that learned nothing reads like a result: say so
+            common.warn_near_chance(d["original"]["test_accuracy_all"], loaded[key].num_classes,
+                                    f"the original's test accuracy (seed {d['seed']})",
+                                    f"--model (now {c.model}), --epochs, --lr")  # fmt: skip
     record = build_record(experiments, device=device, extra_config={"preset": "demo"} if demo else None)
     print(f"total {time.perf_counter() - start:.1f}s")
     if args.json:

@@ -145,9 +145,38 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     save_model(outcome.model, args.out, new_meta, extra_json={"record.json": record, "training_rows.json": rows})
     if args.json:
         write_json_atomic(args.json, record)
-    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in GAP_METRICS if isinstance(metrics.get(k), float))
+    shown = ", ".join(f"{k} {100 * v:.1f}%" for k in GAP_METRICS if isinstance(v := metrics.get(k), float))
     print(f"saved {args.out} ({outcome.seconds:.2f}s): {shown}")
     return common.EXIT_OK
+
+
+def check_reference(folder: str, ref_meta: dict[str, Any], meta: dict[str, Any], splits: Any, split: Any,
+                    scenario: Any) -> None:  # fmt: skip
+    """Refuse a ``--reference`` that is not retraining from scratch on exactly the evaluated retain set.
+
+    The reference's own record must say ``retrain``, on the same training set, and
+    the samples it was retrained without must be the evaluated forget set plus
+    every earlier deletion — otherwise the gaps would be read against the wrong model
+    (the original, say, which makes doing nothing look perfect).
+    """
+    from unlearnkit.errors import CheckpointError
+
+    if ref_meta.get("dataset", {}).get("split") != meta.get("dataset", {}).get("split"):
+        raise CheckpointError(f"The '--reference' model {folder!r} was trained on another training set.")
+    history = common.deletion_history(ref_meta, split, scenario, folder)
+    if not history or history[-1].get("method") != "retrain":
+        what = "has no unlearning record (an original model?)" if not history else f"is {history[-1].get('method')!r}"
+        raise CheckpointError(
+            f"The '--reference' model {folder!r} must be retrained from scratch without the forget set "
+            f"(unlearnkit unlearn --method retrain); it {what}."
+        )
+    without = set(common.forgotten_positions(history).tolist())
+    expected = set(splits.forget_positions.tolist()) | set(splits.forgotten.tolist())
+    if without != expected:
+        raise CheckpointError(
+            f"The '--reference' model {folder!r} was retrained without {len(without)} samples, but the evaluated "
+            f"retain set leaves out {len(expected)} (forget set plus earlier deletions): not the same retain set."
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -157,7 +186,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from unlearnkit.evaluation.collection import collect
     from unlearnkit.evaluation.metrics import METRICS, evaluate, gap
     from unlearnkit.files import write_json_atomic
-    from unlearnkit.reporting.tables import render
+    from unlearnkit.reporting.tables import metrics_table
     from unlearnkit.running.experiment import GAP_METRICS
 
     set_threads(args.threads)
@@ -183,20 +212,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(collect(model, splits, device=device), seed=args.seed)
     ref_metrics = None
     if args.reference:
-        ref_model, _ = load_model(args.reference)
+        ref_model, ref_meta = load_model(args.reference)
+        check_reference(args.reference, ref_meta, meta, splits, split, scenario)
         ref_metrics = evaluate(collect(ref_model, splits, device=device), seed=args.seed)
-    rows = []
-    for name, value in metrics.items():
-        if not METRICS.get(name).scalar:
-            continue
-        ref = ref_metrics.get(name) if ref_metrics else None
-        cells = [name, METRICS.get(name).direction, "—" if value is None else f"{value:.4f}"]
-        if ref_metrics is not None:
-            g = gap(value, ref)
-            cells += ["—" if ref is None else f"{ref:.4f}", "—" if g is None else f"{g:.4f}"]
-        rows.append(cells)
-    headers = ["metric", "direction", "model"] + (["reference", "|gap|"] if ref_metrics is not None else [])
-    print(render(headers, rows, title=f"{args.model_dir}: forget set of {len(splits.forget)} samples"))
+    directions = {n: {"retrain": "closest to retrain"}.get(METRICS.get(n).direction, METRICS.get(n).direction)
+                  for n in metrics}  # fmt: skip
+    title = f"{args.model_dir}: forget set of {len(splits.forget)} samples"
+    print(metrics_table(metrics, ref_metrics, directions=directions, title=title))
     if args.json:
         result = {
             "method": meta.get("unlearning", {}).get("method", "model"),

@@ -90,3 +90,48 @@ def results_table(
         cells.append("—" if sp[0] is None else f"{sp[0]:.1f}x")
         rows.append(cells)
     return render(headers, rows, title=title)
+
+
+def metrics_table(
+    metrics: Mapping[str, Any],
+    reference: Mapping[str, Any] | None = None,
+    *,
+    directions: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> str:
+    """A readable summary of :func:`~unlearnkit.evaluate` results: one row per scalar metric, in percent.
+
+    Per-class lists and ROC curves (what programs read from the dict) are left
+    out; with ``reference`` (the retrained model's metrics) each row also shows
+    the reference and the gap in points. ``directions``: metric -> ``higher`` /
+    ``lower`` / ``retrain``, shown in a column (``unlearnkit evaluate`` passes the registry's).
+
+    Example:
+        >>> print(metrics_table({"forget_accuracy": 0.02, "test_accuracy": 0.951}))
+        metric           model %
+        ---------------  -------
+        forget_accuracy      2.0
+        test_accuracy       95.1
+    """
+
+    def pct(v: Any) -> str:
+        return "—" if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{100 * float(v):.1f}"
+
+    headers = ["metric", *(["direction"] if directions else []), "model %"]
+    if reference is not None:
+        headers += ["reference %", "|gap| points"]
+    rows = []
+    for name, value in metrics.items():
+        if isinstance(value, (list, tuple, dict)):
+            continue
+        cells = [name, *([directions.get(name, "")] if directions else []), pct(value)]
+        if reference is not None:
+            ref = reference.get(name)
+            gap = (
+                f"{100 * abs(float(value) - float(ref)):.1f}"
+                if isinstance(value, (int, float)) and isinstance(ref, (int, float))
+                else "—"
+            )
+            cells += [pct(ref), gap]
+        rows.append(cells)
+    return render(headers, rows, title=title, left=2 if directions else 1)

@@ -230,6 +230,38 @@ class _Checker:
         return Entry(self.name(registry, item["name"], f"{key}.name"), dict(options))
 
 
+def _check_against_data(
+    ck: _Checker,
+    datasets: Sequence[str],
+    holdout: float,
+    train_size: int | None,
+    data_dir: str | None,
+    seed: int,
+    scenarios: Sequence[Entry],
+) -> None:
+    """Build each dataset's split and each scenario's forget set once, before any cell runs.
+
+    Catches what only the data can tell — a ``train_size`` larger than the
+    training partition, a class the dataset does not have, a count larger than
+    the data — up front, instead of failing every cell of the run.
+    """
+    from unlearnkit.data.datasets import cached_dataset
+    from unlearnkit.data.splits import split_dataset
+
+    for name in datasets:
+        try:
+            ds = cached_dataset(name, data_dir)
+            split = split_dataset(ds, seed=seed, holdout_fraction=holdout, train_size=train_size)
+        except UnlearnkitError as exc:
+            raise ck.fail("data", f"dataset {name!r}: {' '.join(str(exc).split()).rstrip('.')}", "correct it") from None
+        for i, e in enumerate(scenarios):
+            try:
+                make_scenario(e.name, **dict(e.options)).prepare(split, seed=seed)
+            except UnlearnkitError as exc:
+                problem = f"on {name}: {' '.join(str(exc).split()).rstrip('.')}"
+                raise ck.fail(f"scenarios[{i}].options", problem, "correct the option for this data") from None
+
+
 def _check_fragment_entry(fragment: str | Path, name: str, values: Any) -> None:
     """A settings fragment's error names the fragment, not the benchmark file it is merged into."""
     if name not in METHODS:
@@ -391,6 +423,8 @@ def load_config(
             raise ck.fail(f"methods.{m.name}", f"no scenario here can run it ({first})",
                           "remove it or add a scenario it supports")  # fmt: skip
         skipped += [Skip(s, m.name, r) for s, r in reasons.items()]
+
+    _check_against_data(ck, datasets, holdout, train_size, data_dir, seeds[0], scenario_entries)
 
     metrics = data.get("metrics")
     if metrics is not None:

@@ -192,10 +192,13 @@ def run_experiment(
             }
         )
         say(
-            f"[{config.scenario} seed {seed}] original: train acc {facts['train_accuracy']:.4f}, "
-            f"test acc {facts['test_accuracy_all']:.4f} (gap {100 * facts['train_test_gap']:.1f} points), "
-            + (f"MIA acc {orig_m['mia_accuracy']:.3f}, " if isinstance(orig_m.get("mia_accuracy"), float) else "")
-            + (f"attack success {orig_m['attack_success_rate']:.3f}, " if "attack_success_rate" in orig_m else "")
+            f"[{config.scenario} seed {seed}] original: train acc {100 * facts['train_accuracy']:.1f}%, "
+            f"test acc {100 * facts['test_accuracy_all']:.1f}% (gap {100 * facts['train_test_gap']:.1f} points), "
+            + "".join(
+                f"{label} {100 * v:.1f}%, "
+                for label, key in (("MIA acc", "mia_accuracy"), ("attack success", "attack_success_rate"))
+                if isinstance(v := orig_m.get(key), float)
+            )
             + f"trained in {stats.seconds:.1f}s"
         )
 
