@@ -500,3 +500,43 @@ def test_evaluate_refuses_a_reference_that_is_not_the_retrained_model(models, tm
     _fails([*evaluate, str(tmp_path / "ft")], capsys, "it is 'finetune'")
     _fails([*evaluate, str(tmp_path / "other")], capsys, "not the same retain set")
     assert main([*evaluate, str(tmp_path / "ref")]) == 0
+
+
+# -- the environment's errors: one line, exit 2, nothing partial -------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real 8 KiB tmpfs: big enough for a folder, too small for a model's weights."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, full_disk):
+    _fails([*TRAIN, "--out", str(full_disk / "m")], capsys, "No space left on device")
+    assert list(full_disk.iterdir()) == []  # neither the model nor its temporary folder
+
+
+def test_a_closed_pipe_ends_quietly():
+    code = "from unlearnkit.cli import main; raise SystemExit(main(['list', 'methods']))"
+    r = subprocess.run(f"{sys.executable} -c \"{code}\" | head -1", shell=True, capture_output=True, text=True)
+    assert r.stdout.startswith("method") and r.stderr == ""
+
+
+@pytest.mark.parametrize("seed", ["-5", "1e23", "4294967296"])
+def test_seeds_out_of_range_are_one_line(tmp_path, capsys, seed):
+    _fails([*TRAIN, "--seed", seed, "--out", str(tmp_path / "m")], capsys, "must be an int in [0, 4294967295]")
+
+
+def test_out_naming_a_file_is_refused(tiny_seed0, tmp_path, capsys):
+    _, done = tiny_seed0
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    _fails(["report", str(done), "--out", str(target)], capsys, "must name a folder, not an existing file")
+    _fails(["bench", str(TINY), "--out", str(target)], capsys, "must name a folder, not an existing file")
+    assert target.read_text() == "x"

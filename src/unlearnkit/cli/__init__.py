@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from unlearnkit.cli import bench, feature, listing, run, train, unlearn, weak
-from unlearnkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, Parser
+from unlearnkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Parser
 from unlearnkit.errors import UnlearnkitError
 
 # name -> (adds its sub-parser, runs it); the order is the order of `unlearnkit --help`
@@ -72,13 +72,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_BAD_INPUT
-        return COMMANDS[args.command][1](args)
+        status = COMMANDS[args.command][1](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
+        return status
     except UnlearnkitError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `unlearnkit list methods | head`: the reader has gone; stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not fail again
+        return EXIT_OK
+    except OSError as exc:  # the environment, not a bug: a full disk, a permission, a vanished folder
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as exc:  # internal error: show where, exit 1
         import traceback
 

@@ -41,7 +41,7 @@ def add_tune(sub: Any) -> None:
     p.add_argument("--trials", type=int, default=20, help="trial budget")
     p.add_argument("--space", default=None, help="TOML search space (default: derived from the method's defaults)")
     p.add_argument("--tuning-seeds", default="1000,1001", help="seeds tuned on (keep them apart from reported seeds)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    common.add_seed(p, "seed of the sampler")
     p.add_argument("--cache", default=None, help="model cache shared with bench (default: OUT/cache)")
     p.add_argument("--out", required=True, help="new folder for best.toml (a [methods] fragment) and history.json")
     common.add_runtime(p)
@@ -57,6 +57,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from unlearnkit.running.benchconfig import load_config
     from unlearnkit.running.benchmark import run_benchmark
 
+    common.check_out_folder(args.out)
+    common.check_out_folder(args.cache, "--cache")
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = list(common.ints(args.seeds, "--seeds"))
@@ -186,6 +188,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from unlearnkit.reporting.report import write_report
 
+    common.check_out_folder(args.out)
     if not (Path(args.run_dir) / "run.json").is_file():
         raise ParameterError(
             "The 'RUN_DIR' parameter must be a folder written by unlearnkit bench (with run.json); "

@@ -26,6 +26,30 @@ class Parser(argparse.ArgumentParser):
         raise UnlearnkitError(f"{self.prog}: {message}")
 
 
+SEED_MAX = 2**32 - 1
+
+
+def seed_value(text: str) -> int:
+    """argparse type of ``--seed``: an int in [0, 2**32 - 1] (what every generator here accepts)."""
+    import re
+
+    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, {SEED_MAX}]; got {text!r}")
+    return int(text)
+
+
+def add_seed(p: argparse.ArgumentParser, help: str = "seed of everything random (same seed, same result)") -> None:
+    p.add_argument("--seed", type=seed_value, default=0, help=help)
+
+
+def check_out_folder(path: str | None, param: str = "--out") -> None:
+    """Refuse an output folder path that names an existing file (before any work)."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        from unlearnkit.errors import OutputExistsError
+
+        raise OutputExistsError(f"The '{param}' parameter must name a folder, not an existing file; got {path!r}.")
+
+
 def add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (cuda when present)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")

@@ -26,7 +26,7 @@ def add_forget_feature(sub: Any) -> None:
     p.add_argument("--search-trials", type=int, default=0, help="Optuna trials choosing lr, lam_kl, lam_f (0: none)")
     p.add_argument("--folds", type=int, default=2, help="cross-validation folds per trial (000: 5)")
     common.add_settings(p, "--set", "KEY=VALUE", "selective_forgetting setting (fixed)")
-    p.add_argument("--seed", type=int, default=0)
+    common.add_seed(p)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True, help="new folder for the model, record.json and search.json")
     common.add_json(p, "also write the run record to this file")

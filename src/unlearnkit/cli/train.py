@@ -16,7 +16,7 @@ def add_train(sub: Any) -> None:
     common.add_data(p)
     common.add_training(p)
     common.add_scenario(p)
-    p.add_argument("--seed", type=int, default=0)
+    common.add_seed(p)
     p.add_argument("--out", required=True, help="new folder for the model (must not hold a model)")
     g = p.add_argument_group("prepare for a method that needs it at training time (sisa, sisa_dp, smu)")
     g.add_argument("--sisa-shards", type=int, default=None, help="train a SISA ensemble of this many shards")

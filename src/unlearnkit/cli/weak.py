@@ -29,7 +29,7 @@ def add_weak(sub: Any) -> None:
     p.add_argument("--executor", default="local", help="local or ray")
     p.add_argument("--ray-address", default=None, help="address of an existing Ray cluster (default: start one)")
     p.add_argument("--cache", default=None, help="population cache folder (default: ~/.cache/unlearnkit/populations)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the model split, classifiers and bootstrap")
+    common.add_seed(p, "seeds the model split, classifiers and bootstrap")
     common.add_json(p, "write the result record to this file")
     common.add_runtime(p)
 

@@ -77,6 +77,16 @@ def check_output_dir(out: str | Path, *, param: str = "--out") -> Path:
     return out
 
 
+def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Serialise to bytes, then write with Python: a full disk or a permission is an OSError, said in one line."""
+    from safetensors.torch import save
+
+    with open(path, "wb") as f:
+        f.write(save(dict(tensors)))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_model(
     model: nn.Module,
     out: str | Path,
@@ -89,8 +99,6 @@ def save_model(
     The folder is assembled under a temporary name beside ``out`` and renamed
     into place as a whole; ``out`` must not exist or be empty.
     """
-    from safetensors.torch import save_file
-
     out = check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(out.parent, out.name)  # folders left by a writer that was killed (SIGKILL, power loss)
@@ -99,7 +107,7 @@ def save_model(
         from unlearnkit.core.preparation import PREPARED_WEIGHTS, PreparedModel
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS))
+        _write_tensors(tmp / WEIGHTS, state)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -111,11 +119,11 @@ def save_model(
         fisher = attached_fisher(model)
         meta.pop("fisher", None)
         if fisher is not None:  # 000's EWC Fisher, a training-time artifact
-            save_file({k: v.contiguous() for k, v in fisher[0].items()}, str(tmp / FISHER_FILE))
+            _write_tensors(tmp / FISHER_FILE, {k: v.contiguous() for k, v in fisher[0].items()})
             meta["fisher"] = {"source": fisher[1], "sha256": file_sha256(tmp / FISHER_FILE)}
         if isinstance(model, PreparedModel):  # SISA / SMU side data: tensors only, hashed like the weights
             side = {k: v.detach().cpu().contiguous() for k, v in model.prepared_tensors().items()}
-            save_file(side, str(tmp / PREPARED_WEIGHTS))
+            _write_tensors(tmp / PREPARED_WEIGHTS, side)
             meta["prepared"] = {
                 "name": model.preparation,
                 **model.prepared_meta(),
