@@ -302,3 +302,27 @@ def test_help_list_and_argument_errors_do_not_import_torch(argv):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_list_reads_as_plain_text():
+    """No reStructuredText markup, no paper file numbers, whole sentences, directions in words."""
+    import re
+
+    from unlearnkit.cli.listing import build_catalogue, readable
+
+    assert readable("at most 5,000 each; 003's FR") == "at most 5,000 each; the Forsaken paper's FR"
+    catalogue = build_catalogue()
+    for registry in ("methods", "scenarios"):
+        for row in catalogue[registry]["rows"]:
+            text = row[-1]
+            assert "`" not in text and not re.search(r"\b00[0-4]\b", text), row
+            assert text.endswith((".", ")")) and text[0].isupper(), row  # a whole sentence, not a cut line
+    directions = {row[1] for row in catalogue["metrics"]["rows"]}
+    assert directions <= {"higher is better", "lower is better", "closest to retrain"}
+
+
+def test_weak_help_names_every_classifier():
+    from unlearnkit.cli.weak import CLASSIFIERS
+    from unlearnkit.evaluation.weak import ADVANTAGE_CLASSIFIERS
+
+    assert list(CLASSIFIERS) == ADVANTAGE_CLASSIFIERS.names()

@@ -65,3 +65,17 @@ def test_train_config_validation():
     with pytest.raises(ParameterError, match="'optimizer'.*one of 'sgd', 'adam'; got 'rmsprop'"):
         TrainConfig(optimizer="rmsprop")
     assert TrainConfig.from_dict(TrainConfig(epochs=2).to_dict() | {"junk": 1}) == TrainConfig(epochs=2)
+
+
+def test_the_progress_bar_counts_batches(digits_split, capsys):
+    """A long single epoch must move: the bar counts batches over all epochs, not epochs."""
+    from unlearnkit.core.models import build_model
+    from unlearnkit.core.training import TrainConfig, fit
+
+    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    n = len(digits_split.train)
+    batches = -(-n // 128)
+    stats = fit(model, digits_split.train, TrainConfig(epochs=2), seed=0, progress=True, desc="train")
+    err = capsys.readouterr().err
+    assert stats.steps == 2 * batches
+    assert f"0/{2 * batches} " in err and "batch/s" in err  # the total is batches (it used to be 0/2 epochs)

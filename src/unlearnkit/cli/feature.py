@@ -13,7 +13,8 @@ from unlearnkit.errors import ParameterError
 def add_forget_feature(sub: Any) -> None:
     p = sub.add_parser(
         "forget-feature",
-        help="make a saved model stop using a feature (backdoor trigger, leaked mark) while keeping its samples (000)",
+        help="make a saved model stop using a feature (backdoor trigger, leaked mark) while keeping its samples "
+        "(selective-forgetting paper)",
     )
     p.add_argument("--model", dest="model_dir", required=True, help="folder of a model saved by unlearnkit")
     g = p.add_argument_group("the feature: a registered transform, or images")
@@ -24,7 +25,9 @@ def add_forget_feature(sub: Any) -> None:
     g.add_argument("--extra", default=None, help="optional .npz of other-class images with the feature (D_r,extra)")
     p.add_argument("--pattern", choices=["B", "C"], default="B", help="B: backdoor (default), C: leakage")
     p.add_argument("--search-trials", type=int, default=0, help="Optuna trials choosing lr, lam_kl, lam_f (0: none)")
-    p.add_argument("--folds", type=int, default=2, help="cross-validation folds per trial (000: 5)")
+    p.add_argument(
+        "--folds", type=int, default=2, help="cross-validation folds per trial (the selective-forgetting paper uses 5)"
+    )
     common.add_settings(p, "--set", "KEY=VALUE", "selective_forgetting setting (fixed)")
     common.add_seed(p)
     p.add_argument("--data-dir", default=None)

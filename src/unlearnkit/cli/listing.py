@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,34 @@ from typing import Any
 from unlearnkit.cli.common import EXIT_OK
 
 CATALOGUE = Path(__file__).with_name("catalogue.json")
+DIRECTIONS = {"higher": "higher is better", "lower": "lower is better", "retrain": "closest to retrain"}
 WHAT = ("methods", "datasets", "models", "metrics", "scenarios")
 
 
+# The seed papers by file number (shared/seeds), as a reader of `list` knows them.
+PAPERS = {
+    "000": "the selective-forgetting paper",
+    "001": "the SCRUB paper",
+    "002": "the two-stage paper",
+    "003": "the Forsaken paper",
+    "004": "the linear-filtration paper",
+}
+
+
+def readable(text: str) -> str:
+    """Plain text for a terminal: no reStructuredText backticks, paper names instead of file numbers."""
+    text = re.sub(r"``([^`]*)``", r"\1", text).replace(":class:", "").replace(":func:", "").replace("`", "")
+    code = r"(?<![\d,.])\b(00[0-4])\b"  # a paper's file number, not the end of "5,000"
+    text = re.sub(code + "'s", lambda m: PAPERS[m.group(1)] + "'s", text)
+    return re.sub(code, lambda m: PAPERS[m.group(1)], text)
+
+
 def _summary(obj: Any) -> str:
-    return (obj.__doc__ or "").strip().splitlines()[0] if (obj.__doc__ or "").strip() else ""
+    """The docstring's first sentence, whole (not its first line, which a wrapped sentence cuts)."""
+    paragraph = " ".join((obj.__doc__ or "").strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=\.)\s+(?=[A-Z])", paragraph, maxsplit=1)[0]  # not at "eq. 8" or "e.g. x"
+    text = readable(sentence)
+    return text[:1].upper() + text[1:]
 
 
 def _registries() -> dict[str, tuple[Any, list[str], Callable[[str, Any], list[str]]]]:
@@ -41,9 +65,13 @@ def _registries() -> dict[str, tuple[Any, list[str], Callable[[str, Any], list[s
             ["method", "supports", "needs", "what it does"],
             lambda n, c: [n, ",".join(sorted(c.supports)), ",".join(sorted(c.needs)), _summary(c)],
         ),
-        "datasets": (DATASETS, ["dataset", "description"], lambda n, s: [n, s.description]),
-        "models": (MODELS, ["model", "description"], lambda n, s: [n, s.description]),
-        "metrics": (METRICS, ["metric", "direction", "definition"], lambda n, m: [n, m.direction, m.description]),
+        "datasets": (DATASETS, ["dataset", "description"], lambda n, s: [n, readable(s.description)]),
+        "models": (MODELS, ["model", "description"], lambda n, s: [n, readable(s.description)]),
+        "metrics": (
+            METRICS,
+            ["metric", "direction", "definition"],
+            lambda n, m: [n, DIRECTIONS.get(m.direction, m.direction), readable(m.description)],
+        ),
         "scenarios": (SCENARIOS, ["scenario", "description"], lambda n, c: [n, _summary(c)]),
     }
 

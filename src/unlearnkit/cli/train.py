@@ -29,7 +29,8 @@ def add_train(sub: Any) -> None:
         "--fisher-data",
         choices=["except-target", "all", "none"],
         default=None,
-        help="backdoor / leakage: save 000's EWC Fisher computed on this data (default except-target)",
+        help="backdoor / leakage: save the EWC Fisher (selective-forgetting paper) computed on this data "
+        "(default except-target)",
     )
     g.add_argument(
         "--smu-candidates",

@@ -1,4 +1,5 @@
-"""`unlearnkit weak`: the weak-unlearning test (004), classifiers telling unlearned from never-trained models."""
+"""`unlearnkit weak`: the weak-unlearning test (linear-filtration paper): classifiers telling unlearned models
+from never-trained ones."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 
 from unlearnkit.cli import common
 from unlearnkit.errors import ParameterError
+
+# unlearnkit.evaluation.weak.ADVANTAGE_CLASSIFIERS, spelt here so that --help needs no torch (a test keeps them equal)
+CLASSIFIERS = ("knn", "random_forest", "adaboost", "xgboost")
 
 
 def add_weak(sub: Any) -> None:
@@ -23,7 +27,11 @@ def add_weak(sub: Any) -> None:
     p.add_argument("--methods", default="filtration", help="comma-separated methods applied to the seen models")
     common.add_settings(p, "--set", "METHOD.KEY=VALUE", "method setting, e.g. filtration.z=naive")
     p.add_argument("--models", type=int, default=100, help="models per population (default 100, as the paper)")
-    p.add_argument("--classifiers", default="knn,random_forest,adaboost", help="advantage classifiers")
+    p.add_argument(
+        "--classifiers",
+        default="knn,random_forest,adaboost",
+        help=f"comma-separated advantage classifiers, from {', '.join(CLASSIFIERS)} (default: %(default)s)",
+    )
     p.add_argument("--features", default="logits", help="logits, probabilities, or both comma-separated")
     p.add_argument("--eval-per-class", type=int, default=None, help="test samples per class (default: all)")
     p.add_argument("--executor", default="local", help="local or ray")

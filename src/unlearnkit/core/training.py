@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.data.splits import View
-from unlearnkit.progress import progress_bar
+from unlearnkit.progress import Counter
 from unlearnkit.registry import Registry
 from unlearnkit.validation import Constraint, Interval, Options, validate_parameters
 
@@ -130,10 +130,12 @@ def fit(
     generator = torch.Generator().manual_seed(int(seed))
     was_training = model.training
     model.train()
+    per_epoch = -(-len(data) // config.batch_size)
+    bar = Counter(config.epochs * per_epoch, enabled=progress, desc=desc, unit="batch")
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            for epoch in progress_bar(range(config.epochs), enabled=progress, desc=desc, unit="epoch"):
+            for epoch in range(config.epochs):
                 total = torch.zeros((), device=device)
                 for rows in data.index_batches(config.batch_size, generator=generator, shuffle=True):
                     xb, yb = data.x[rows], data.y[rows]
@@ -146,11 +148,13 @@ def fit(
                     total += loss.detach() * yb.shape[0]
                     stats.steps += 1
                     stats.samples_seen += int(yb.shape[0])
+                    bar.update(1, epoch=f"{epoch + 1}/{config.epochs}")
                 stats.epochs += 1
                 stats.epoch_loss.append(float(total) / max(1, len(data)))
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, model)
     finally:
+        bar.close()
         model.train(was_training)
     stats.seconds = time.perf_counter() - start
     return stats
