@@ -80,6 +80,9 @@ def test_deterministic_for_a_seed(name, prepare, supported_splits):
     assert a.steps == b.steps and a.samples_seen == b.samples_seen
 
 
+PREFLIGHT = 1  # forward passes Unlearner.unlearn makes before the method runs (check_inputs)
+
+
 class _Flaky(nn.Module):
     """Wraps a model; its forward raises on the N-th call across all copies."""
 
@@ -114,10 +117,12 @@ def _flakify(module: nn.Module, fail_at: int) -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_modes_and_hooks_restored_after_failure(name, prepare, supported_splits):
-    # Fail mid-way (at the second forward pass); a method with a single forward
-    # pass (closed-form ones) is failed at its first. A prepared model (SISA,
-    # SMU) gets the failing wrapper around its constituents / inner model.
-    for fail_at in (2, 1):
+    # Fail mid-way (at the method's second forward pass); a method with a single
+    # forward pass (closed-form ones) is failed at its first. Unlearner.unlearn's
+    # pre-flight check (check_inputs) runs the model once before the method, so the
+    # method's passes are calls 2 and 3. A prepared model (SISA, SMU) gets the
+    # failing wrapper around its constituents / inner model.
+    for fail_at in (2 + PREFLIGHT, 1 + PREFLIGHT):
         model = prepare(name)
         if hasattr(model, "constituents"):
             for c in model.constituents:
@@ -136,7 +141,7 @@ def test_modes_and_hooks_restored_after_failure(name, prepare, supported_splits)
         _Flaky.calls = 0
         try:
             _run(name, model, supported_splits)
-            if _Flaky.calls == 0:  # a method that never runs the model (e.g. truncation) has nothing to fail
+            if _Flaky.calls <= PREFLIGHT:  # a method that never runs the model (e.g. truncation): nothing to fail
                 assert [m.training for m in model.modules()] == modes and _hook_counts(model) == hooks
                 assert model_hash(model) == before
                 return
@@ -149,6 +154,18 @@ def test_modes_and_hooks_restored_after_failure(name, prepare, supported_splits)
         finally:
             handle.remove()
     pytest.fail(f"{name} never called the model's forward")
+
+
+def test_a_model_failing_the_preflight_is_one_line_and_untouched(prepare, class_splits):
+    """The pre-flight forward (check_inputs) reports a model that cannot run as one line; modes and hooks stay."""
+    model = _Flaky(prepare("finetune"), fail_at=1)
+    modes, hooks, before = _mixed_mode(model), _hook_counts(model), model_hash(model)
+    _Flaky.calls = 0
+    with pytest.raises(ParameterError, match=r"The 'model' parameter cannot run on the inputs .*injected failure"):
+        _run("finetune", model, class_splits)
+    assert _Flaky.calls == PREFLIGHT
+    assert [m.training for m in model.modules()] == modes and _hook_counts(model) == hooks
+    assert model_hash(model) == before
 
 
 @pytest.mark.parametrize("name", ALL)

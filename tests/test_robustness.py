@@ -524,7 +524,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, full_disk)
 
 def test_a_closed_pipe_ends_quietly():
     code = "from unlearnkit.cli import main; raise SystemExit(main(['list', 'methods']))"
-    r = subprocess.run(f"{sys.executable} -c \"{code}\" | head -1", shell=True, capture_output=True, text=True)
+    r = subprocess.run(f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True)
     assert r.stdout.startswith("method") and r.stderr == ""
 
 

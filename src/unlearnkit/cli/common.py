@@ -77,7 +77,7 @@ def add_training(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
     )
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default: the model's; 0.05 for most)")
     p.add_argument("--optimizer", default="sgd", help="sgd or adam")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -225,6 +225,10 @@ def train_config(args: argparse.Namespace) -> Any:
 
     if isinstance(args.epochs, int) and args.epochs < 1:
         raise ParameterError(f"The '--epochs' parameter must be an int >= 1; got {args.epochs!r}.")
+    if args.lr is None:  # the model's own default (resolved once, so the record shows the value used)
+        from unlearnkit.core.models import MODELS
+
+        args.lr = MODELS.get(args.arch or "lenet").default_lr
 
     return TrainConfig(
         epochs=args.epochs,

@@ -60,12 +60,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = demo_configs(seeds=seeds, device=args.device, data_dir=args.data_dir)
     else:
         scenario = common.scenario_from_args(args)
+        args.arch = common.model_name(args, args.dataset or "mnist")
         default = FEATURE_METHODS if scenario.kind == "features" else DEMO_METHODS
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else default
         configs = [
             ExperimentConfig(
                 dataset=args.dataset or "mnist",
-                model=common.model_name(args, args.dataset or "mnist"),
+                model=args.arch,
                 model_kwargs=common.model_kwargs(args.model_kwargs),
                 scenario=scenario.name,
                 scenario_options={k: v for k, v in scenario.describe().items() if k != "name"},

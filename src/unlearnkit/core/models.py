@@ -16,7 +16,8 @@ For a user's own model, :func:`find_head` locates the final ``nn.Linear`` and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +188,9 @@ class ModelSpec:
     factory: Callable[..., Classifier]
     description: str
     constraints: dict[str, Constraint] = field(default_factory=dict)
+    # The SGD learning rate the command line trains it with when --lr is not given: the deep isometric MLP
+    # diverges at the 0.05 that suits the shallow models.
+    default_lr: float = 0.05
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -200,6 +204,7 @@ MODELS.register(
         IsometricMLP,
         "000's MLP: depth=10 FC layers of width=input size, normalised hard-tanh, orthogonal init",
         {"depth": Interval(int, 2, None), "width": Interval(int, 1, None)},
+        default_lr=0.01,
     ),
 )
 MODELS.register("lenet", ModelSpec("lenet", LeNet, "LeNet-style CNN: conv 6/16 (5x5), FC 120-84"))
@@ -247,9 +252,32 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, *, seed
     return model
 
 
-def find_head(model: nn.Module) -> tuple[str, nn.Linear]:
-    """The final linear layer of ``model``: its ``head`` attribute if that is an
-    ``nn.Linear``, else the last ``nn.Linear`` registered in the module tree."""
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode, without gradients; every submodule's own train/eval flag is put back after.
+
+    ``model.train(was_training)`` would set one flag on the whole tree, losing a
+    user's mixed modes (a frozen BatchNorm in eval inside a training model).
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def find_head(model: nn.Module, example: torch.Tensor | None = None) -> tuple[str, nn.Linear]:
+    """The final linear layer of ``model``: the ``nn.Linear`` applied last.
+
+    Its ``head`` attribute when that is an ``nn.Linear``; else, with ``example``
+    (a batch of inputs), the ``nn.Linear`` whose forward runs last on it, traced
+    by forward hooks that are removed even when forward raises — registration
+    order says nothing about the order a user's ``forward`` applies layers in;
+    without ``example``, the last ``nn.Linear`` registered.
+    """
     head = getattr(model, "head", None)
     if isinstance(head, nn.Linear):
         return "head", head
@@ -258,7 +286,21 @@ def find_head(model: nn.Module) -> tuple[str, nn.Linear]:
         raise ParameterError(
             f"The 'model' parameter must contain a final nn.Linear layer; {type(model).__name__} has none."
         )
-    return linears[-1]
+    if example is None:
+        return linears[-1]
+    called: list[int] = []
+    handles = [m.register_forward_hook(lambda _m, _i, _o, k=k: called.append(k)) for k, (_, m) in enumerate(linears)]
+    try:
+        with evaluating(model):
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    if not called:
+        raise ParameterError(
+            f"The 'model' parameter must apply an nn.Linear layer last; {type(model).__name__}'s forward calls none."
+        )
+    return linears[called[-1]]
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -268,7 +310,7 @@ def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     if isinstance(model, Classifier):
         return model.features(x)
-    _, head = find_head(model)
+    _, head = find_head(model, x[:1])
     captured: list[torch.Tensor] = []
 
     def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:

@@ -527,6 +527,16 @@ class Splits:
 
         ``x_test``/``y_test`` default to the holdout tensors when not given.
         """
+        for name, y in (("y_train", y_train), ("y_holdout", y_holdout), ("y_test", y_test)):
+            if y is not None and (y.is_floating_point() or y.dtype == torch.bool or y.dim() != 1):
+                raise ParameterError(
+                    f"The '{name}' parameter must be a 1-D integer tensor of labels; got {y.dtype} {tuple(y.shape)}."
+                )
+        if len(y_holdout) == 0:
+            raise ParameterError(
+                "The 'x_holdout' parameter must hold at least one sample: tuning, membership tests and "
+                "never-seen references come from the holdout split; got 0 rows."
+            )
         k = int(num_classes if num_classes is not None else int(y_train.max()) + 1)
         train = View.of(x_train, y_train, "train")
         holdout = View.of(x_holdout, y_holdout, "holdout")

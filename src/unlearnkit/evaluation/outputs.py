@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.core.models import evaluating
 from unlearnkit.data.splits import Splits, View, request_kind
 from unlearnkit.registry import Registry
 
@@ -118,16 +119,12 @@ def outputs_of(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Outputs:
     """Run ``model`` over ``view`` (inputs passed through ``transform``) in eval
-    mode; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
+    mode; every submodule's mode is restored."""
     chunks = []
-    try:
+    with evaluating(model):
         for xb, _ in view.batches(batch_size):
             xb = xb.to(device)
             chunks.append(model(transform(xb) if transform is not None else xb).float().cpu())
-    finally:
-        model.train(was_training)
     logits = torch.cat(chunks) if chunks else torch.zeros(0, 0)
     return Outputs(logits, view.labels.cpu())
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearnkit.core.models import evaluating
 from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.splits import Splits
 from unlearnkit.errors import ParameterError, UnsupportedRequestError
@@ -222,8 +223,10 @@ class Unlearner:
                 time is not counted) and report ``epochs_to_best`` in diagnostics.
         """
         self.validate_params()
+        check_seed(seed)
         self.check_request(splits)
         self.check_model(model)
+        check_inputs(model, splits, needs=self.needs)
         if "recipe" in self.needs and recipe is None:
             raise ParameterError(
                 f"The 'recipe' parameter of {type(self).__name__}.unlearn must be the original TrainConfig; got None."
@@ -266,3 +269,67 @@ class Unlearner:
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
         raise NotImplementedError
+
+
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: Any) -> None:
+    """A seed is an int in [0, 2**32 - 1]: ``None`` would make a run irreproducible without a word."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ParameterError(f"The 'seed' parameter must be an int in [0, {SEED_MAX}]; got {seed!r}.")
+
+
+def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = frozenset()) -> None:
+    """Refuse, in one line, data and models that would fail deep inside a method or give silent NaNs.
+
+    Inputs must be floating point and finite, labels in [0, k), the holdout split
+    non-empty when the method reads it, and the model must run on the inputs
+    (same dtype) with at least k outputs (or k minus the forgotten classes, for a
+    model that dropped them).
+    """
+    views = {"train": splits.train, "holdout": splits.holdout, "test": splits.test}
+    k = splits.num_classes
+    checked: set[int] = set()
+    for name, view in views.items():
+        x, y = view.x, view.y[view.indices]  # views share their dataset's tensor: check each tensor once, uncopied
+        if not x.is_floating_point():
+            raise ParameterError(
+                f"The 'splits' {name} inputs must be floating point (e.g. x.float() / 255); got {x.dtype}."
+            )
+        if id(x) not in checked and x.numel() and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x[view.indices])).flatten(1).any(1).sum())
+            if bad:
+                raise ParameterError(
+                    f"The 'splits' {name} inputs must be finite; {bad} of {len(view)} rows hold NaN or inf."
+                )
+        else:
+            checked.add(id(x))
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise ParameterError(
+                f"The 'splits' {name} labels must lie in [0, {k}) for {k} classes; got {int(y.min())}..{int(y.max())}."
+            )
+    if "holdout" in needs and len(splits.holdout) == 0:
+        raise ParameterError(
+            f"The 'splits' holdout split must not be empty: this method reads it; got {len(splits.holdout)} rows."
+        )
+    example = splits.train.tensors()[0][:2]
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    if params and params[0].dtype != example.dtype:
+        raise ParameterError(
+            f"The 'model' parameter's weights are {params[0].dtype} but the inputs are {example.dtype}; "
+            f"convert one of them (model.to({example.dtype}) or x.to({params[0].dtype}))."
+        )
+    try:
+        with evaluating(model):
+            width = model(example.to(params[0].device) if params else example).shape[-1]
+    except RuntimeError as exc:
+        raise ParameterError(
+            f"The 'model' parameter cannot run on the inputs of shape {tuple(example.shape[1:])}: "
+            f"{' '.join(str(exc).split())[:200]}"
+        ) from None
+    if width != k and width != k - len(splits.forget_classes):
+        raise ParameterError(
+            f"The 'model' parameter must have one output per class ({k}); it has {width} "
+            "(labels outside the model's outputs cannot be learned or forgotten)."
+        )

@@ -163,7 +163,7 @@ class LinearFiltration(Unlearner):
         a = class_means(out.logits, out.labels, k)
         z = choose_z(a, forget, self.z, ctx.generator)
         f, cond = filtration_matrix(a, forget, z, regularization=self.regularization, max_condition=self.max_condition)
-        name, head = find_head(model)
+        name, head = find_head(model, sample.x[:1].to(ctx.device))  # the Linear applied last, traced
         w = head.weight.detach().double()  # (k, p)
         b = head.bias.detach().double() if head.bias is not None else torch.zeros(k, dtype=torch.float64)
         keep = [i for i in range(k) if i not in forget]

@@ -276,7 +276,7 @@ class Truncation(Unlearner):
     identity_exempt: ClassVar[str | None] = "has no settings; it always masks the forgotten classes' logits"
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
-        _, head = find_head(model)
+        _, head = find_head(model, ctx.splits.train.x[:1].to(ctx.device))
         classes = list(ctx.splits.forget_classes)
         with torch.no_grad():
             head.weight[classes] = 0.0
