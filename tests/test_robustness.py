@@ -540,3 +540,14 @@ def test_out_naming_a_file_is_refused(tiny_seed0, tmp_path, capsys):
     _fails(["report", str(done), "--out", str(target)], capsys, "must name a folder, not an existing file")
     _fails(["bench", str(TINY), "--out", str(target)], capsys, "must name a folder, not an existing file")
     assert target.read_text() == "x"
+
+
+def test_invalid_utf8_in_a_benchmark_file_and_infinity_settings_are_one_line(models, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(TINY.read_bytes().replace(b"digits, MLP", b"digits, \xff\xfe MLP"))
+    _fails(["bench", str(bad), "--out", str(tmp_path / "run")], capsys, "not UTF-8 text")
+    for value in ("Infinity", "NaN", "-Infinity"):
+        args = ["unlearn", "--model", str(models / "plain"), "--method", "finetune", "--set", f"lr={value}",
+                "--forget-classes", "1", "--out", str(tmp_path / "u")]  # fmt: skip
+        _fails(args, capsys, "The 'lr' parameter of Finetune")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "u").exists()

@@ -148,7 +148,7 @@ def fit(
                     total += loss.detach() * yb.shape[0]
                     stats.steps += 1
                     stats.samples_seen += int(yb.shape[0])
-                    bar.update(1, epoch=f"{epoch + 1}/{config.epochs}")
+                    bar.update(1, epoch=epoch + 1)
                 stats.epochs += 1
                 stats.epoch_loss.append(float(total) / max(1, len(data)))
                 if on_epoch_end is not None:
