@@ -17,6 +17,8 @@ from typing import Any
 
 from unlearnkit.errors import ParameterError
 
+SEED_MAX = 2**32 - 1  # seeds are ints in [0, SEED_MAX]: what torch, numpy and the derived stage seeds accept
+
 
 class Constraint:
     """A rule a parameter value must satisfy."""

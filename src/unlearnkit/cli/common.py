@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnkit.errors import ParameterError, UnlearnkitError
+from unlearnkit.validation import SEED_MAX
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_FAILED_ROWS = 3  # `bench`: the run finished, but some rows (cells x seeds) failed; they are in the records
@@ -24,9 +25,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         raise UnlearnkitError(f"{self.prog}: {message}")
-
-
-SEED_MAX = 2**32 - 1
 
 
 def seed_value(text: str) -> int:

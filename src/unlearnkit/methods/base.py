@@ -32,7 +32,7 @@ from unlearnkit.core.models import evaluating
 from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.splits import Splits
 from unlearnkit.errors import ParameterError, UnsupportedRequestError
-from unlearnkit.validation import Constraint, validate_parameters
+from unlearnkit.validation import SEED_MAX, Constraint, validate_parameters
 
 NEEDS = frozenset({"forget", "retain", "retain_subset", "holdout", "extra", "recipe", "prepared", "linear_head"})
 KINDS = frozenset({"classes", "samples", "features"})
@@ -269,9 +269,6 @@ class Unlearner:
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
         raise NotImplementedError
-
-
-SEED_MAX = 2**32 - 1
 
 
 def check_seed(seed: Any) -> None:
