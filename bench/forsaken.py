@@ -12,8 +12,9 @@ trained with one recipe for every model; for each seed:
   own members / holdout;
 * scenarios ``ood`` (200 Fashion-MNIST images with random labels inserted and
   forgotten; P from 1,000 other ones), ``id`` (200 random training samples; P
-  from the test split) and ``poison`` (2 / 4 / 10 % of class 5 relabelled 3;
-  forget the flipped ones; P from clean holdout samples);
+  from the holdout split, never trained on — the paper takes test samples) and
+  ``poison`` (2 / 4 / 10 % of class 5 relabelled 3; forget the flipped ones; P
+  from clean holdout samples);
 * the original is trained by ``train_smu`` (bit-identical to plain training; it
   also records the forget candidates for SMU), the SISA / SISA-DP ensembles are
   trained with the same recipe; every method's FR uses BT / BF of its own original.

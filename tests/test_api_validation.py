@@ -3,6 +3,8 @@ inside a method or a silent NaN; a user's own module works whatever order it reg
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -55,9 +57,14 @@ def test_labels_outside_the_models_outputs_are_refused(data):
 
 def test_integer_inputs_float_labels_and_an_empty_holdout_are_refused(data):
     x, y = data
-    with pytest.raises(UnlearnkitError) as exc:
+    with pytest.raises(UnlearnkitError) as exc:  # refused when the splits are made
         make_method("finetune").unlearn(_mlp(), _splits((x * 16).long(), y), seed=0)
-    _one_line(exc, "inputs must be floating point (e.g. x.float() / 255); got torch.int64")
+    _one_line(exc, "The 'x_train' parameter must be floating-point inputs (e.g. x.float() / 255); got torch.int64")
+    splits = _splits(x, y)
+    ints = dataclasses.replace(splits, train=View.of((x[:600] * 16).long(), y[:600], "train"))
+    with pytest.raises(UnlearnkitError) as exc:  # and when a Splits is built another way
+        make_method("finetune").unlearn(_mlp(), ints, seed=0)
+    _one_line(exc, "The 'splits' train inputs must be floating point (e.g. x.float() / 255); got torch.int64")
     with pytest.raises(UnlearnkitError) as exc:
         _splits(x, y.float())
     _one_line(exc, "The 'y_train' parameter must be a 1-D integer tensor of labels; got torch.float32")

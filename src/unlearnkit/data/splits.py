@@ -538,6 +538,18 @@ class Splits:
                 "never-seen references come from the holdout split; got 0 rows."
             )
         k = int(num_classes if num_classes is not None else int(y_train.max()) + 1)
+        for name, xs in (("x_train", x_train), ("x_holdout", x_holdout), ("x_test", x_test)):
+            if xs is not None and not xs.is_floating_point():
+                raise ParameterError(
+                    f"The '{name}' parameter must be floating-point inputs (e.g. x.float() / 255); got {xs.dtype}."
+                )
+        if x_test is not None and y_test is not None:  # the methods never read the test split: check it here
+            if not bool(torch.isfinite(x_test).all()):
+                raise ParameterError("The 'x_test' parameter must be finite; it holds NaN or inf.")
+            if y_test.numel() and (int(y_test.min()) < 0 or int(y_test.max()) >= k):
+                raise ParameterError(
+                    f"The 'y_test' labels must lie in [0, {k}); got {int(y_test.min())}..{int(y_test.max())}."
+                )
         train = View.of(x_train, y_train, "train")
         holdout = View.of(x_holdout, y_holdout, "holdout")
         test = View.of(x_test, y_test, "test") if x_test is not None and y_test is not None else holdout

@@ -285,7 +285,8 @@ def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = fr
     (same dtype) with at least k outputs (or k minus the forgotten classes, for a
     model that dropped them).
     """
-    views = {"train": splits.train, "holdout": splits.holdout, "test": splits.test}
+    # The test split is not read here: a method never sees it (Splits.from_tensors checks a user's test tensors).
+    views = {"train": splits.train, "holdout": splits.holdout}
     k = splits.num_classes
     checked: set[int] = set()
     for name, view in views.items():
