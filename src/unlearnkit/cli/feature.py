@@ -105,7 +105,7 @@ def cmd_forget_feature(args: argparse.Namespace) -> int:
                         fixed=settings, progress=common.show_progress(args))  # fmt: skip
         settings = result.best_params
         search_record = {"space": {k: p.to_dict() for k, p in space.items()}, **result.to_dict()}
-        common.say(f"best cross-validated minimum accuracy {result.best_value:.4f} with {settings}")
+        common.say(f"best cross-validated minimum accuracy {100 * result.best_value:.1f}% with {settings}")
     method = make_method("selective_forgetting", **settings)
     common.say(f"forgetting the feature in {len(splits.forget)} images (pattern {args.pattern})")
     before = evaluate(collect(model, splits, device=device), seed=args.seed)
