@@ -149,9 +149,9 @@ def test_forsaken_pulls_forget_posteriors_toward_non_member_posteriors(trained_m
         target = p[out.labels]
         return float((target * (torch.log(target.clamp_min(1e-12)) - logq)).sum(1).mean())
 
-    outcome = make_method("forsaken", iterations=5).unlearn(trained_mlp, sample_splits, seed=0)
+    outcome = make_method("forsaken", iterations=5, lam=0.0).unlearn(trained_mlp, sample_splits, seed=0)
     history = outcome.diagnostics["loss_history"]
-    # measured on the digits fixture: KL 0.266 before, 0.079 after 5 iterations
+    # measured on the digits fixture: KL 0.266 before, 0.079 after 5 iterations without the penalty
     assert kl(outcome.model) < 0.5 * kl(trained_mlp)
     assert history[-1] < history[0]
     assert outcome.samples_seen["retain"] == 100 and outcome.samples_seen["holdout"] == len(sample_splits.holdout)

@@ -215,7 +215,9 @@ class PoisonScenario(Scenario):
     The paper flips 5 → 3 at 2%, 4% and 10%. The forget set is exactly the
     flipped samples (with the labels they were trained with); the metric
     ``poisoned_class_test_recall`` reads the recall of class ``source``. The
-    extra view ``reference`` holds clean holdout samples (never flipped).
+    extra view ``reference`` holds clean holdout samples (never flipped) and
+    ``forget_true`` the forget set with its true labels (``forsaken`` pulls a
+    flipped sample toward them, 003 §V-F; ``forget_true_label_accuracy`` reads them).
     """
 
     name: ClassVar[str] = "poison"
@@ -262,11 +264,9 @@ class PoisonScenario(Scenario):
     def prepare(
         self, split: DataSplit, *, seed: int, request: ForgetRequest | None = None, forgotten: Any = None
     ) -> Splits:
-        return (
-            super()
-            .prepare(split, seed=seed, request=request, forgotten=forgotten)
-            .with_info(poisoned_class=self.source)
-        )
+        splits = super().prepare(split, seed=seed, request=request, forgotten=forgotten)
+        true = View(split.train.x, split.train.y, splits.forget.indices, "forget_true")
+        return splits.with_extras(forget_true=true).with_info(poisoned_class=self.source)
 
 
 @dataclass(frozen=True)
