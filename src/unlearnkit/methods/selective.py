@@ -11,7 +11,12 @@ All trained methods minimise, by SGD with momentum 0.9,
 * ``L_c`` — the correction term: cross-entropy on D_f,clean (eq. 5), which is
   row-aligned with D_f (the same images without the feature);
 * ``R`` — the remembering term (EWC, eq. 6) with the diagonal Fisher F of the
-  pretrained model (eq. 7).
+  pretrained model (eq. 7). By default (``ewc_step="proximal"``) R is applied by
+  its exact proximal step after each SGD step on the other terms — the same
+  objective, stable at any ``lr·λ_KL``; ``ewc_step="gradient"`` adds R to the
+  loss and differentiates it, as a literal reading of 000 does, which diverges
+  once ``2·lr·λ_KL·max F`` exceeds about 2 (most of 000's searched λ_KL range on
+  the project's models).
 
 ``rnd`` and ``rld`` are pattern A (eq. 8: λ_c = 0, λ_f = 1); ``selective_forgetting``
 is eq. 9 with the forgetting term chosen by name; 000's baselines are
@@ -85,6 +90,7 @@ class _Objective(Unlearner):
         "batch_size": 64,
         "momentum": 0.9,
         "rld_classes": "others",
+        "ewc_step": "proximal",
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "epochs": Interval(int, 0, None),
@@ -93,6 +99,7 @@ class _Objective(Unlearner):
         "batch_size": Interval(int, 1, None),
         "momentum": Interval(float, 0, 1, closed="left"),
         "rld_classes": Options(("others", "all")),
+        "ewc_step": Options(("proximal", "gradient")),
     }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
@@ -125,6 +132,8 @@ class _Objective(Unlearner):
         term, lam_f = self._term(), self._lam_f()
         fisher = self._fisher(model, ctx) if self.lam_kl > 0 else {}
         old = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
+        if fisher and self.ewc_step == "gradient":
+            self._check_gradient_stability(fisher)
         target = None
         if term == "rnd" and lam_f > 0:
             target = init_weights(copy.deepcopy(model), ctx.seed + 7919).eval()
@@ -155,7 +164,7 @@ class _Objective(Unlearner):
                     crow = clean.indices[pos]
                     loss = loss + self.lam_c * F.cross_entropy(model(clean.x[crow]), clean.y[crow])
                     ctx.count("extra", pos.numel())
-                if fisher:
+                if fisher and self.ewc_step == "gradient":
                     ewc = sum(
                         (fisher[k] * (p - old[k]).pow(2)).sum() for k, p in model.named_parameters() if k in fisher
                     )
@@ -167,12 +176,47 @@ class _Objective(Unlearner):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if fisher and self.ewc_step == "proximal":
+                    self._ewc_prox(model, fisher, old)
                 ctx.steps += 1
             self._track(model, ctx, history)
             model.train()
         if history:
             ctx.diagnostics["epoch_accuracy"] = history
         return model
+
+    def _check_gradient_stability(self, fisher: dict[str, torch.Tensor]) -> None:
+        """Refuse a gradient step on R that cannot be stable: heavy-ball SGD on a quadratic of curvature
+        h = 2·λ_KL·F converges only if lr·h < 2·(1 + momentum). Past it, the weights grow without bound —
+        sometimes to 1e12 with a loss that stays finite, so no later check would catch it.
+        """
+        f_max = max((float(f.max()) for f in fisher.values() if f.numel()), default=0.0)
+        curvature = 2.0 * self.lam_kl * f_max
+        limit = 2.0 * (1.0 + self.momentum)
+        if self.lr * curvature >= limit:
+            raise DivergenceError(
+                f"{self.name} with ewc_step='gradient' is unstable: lr·2·lam_kl·max(F) = {self.lr * curvature:.3g} "
+                f">= 2·(1 + momentum) = {limit:.3g}; use ewc_step='proximal' or lower 'lr' or 'lam_kl'."
+            )
+
+    def _ewc_prox(self, model: nn.Module, fisher: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> None:
+        """The remembering term's exact (proximal) step after the SGD step on the other terms.
+
+        θ ← argmin_θ ‖θ − θ'‖²/(2·η) + λ_KL·Σ F_i (θ_i − θ_old,i)²  =  (θ' + c·θ_old) / (1 + c),  c = 2·η·λ_KL·F,
+
+        with η = lr / (1 − momentum), the step heavy-ball SGD takes on a steady gradient.
+        With that η the fixed points are the objective's own (g + 2·λ_KL·F·(θ − θ_old) = 0,
+        g the other terms' gradient); with η = lr they would be those of λ_KL·(1 − momentum).
+        Unlike a gradient step on R, which multiplies θ − θ_old by (1 − c) and diverges
+        once lr·2·λ_KL·F exceeds 2·(1 + momentum) — what made most of 000's searched range
+        (λ_KL up to 1e6) fail on this project's models — it is stable for any lr·λ_KL·F.
+        """
+        eta = self.lr / (1.0 - self.momentum)
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                if k in fisher:
+                    c = (2.0 * eta * self.lam_kl) * fisher[k]
+                    p.copy_((p + c * old[k]) / (1.0 + c))
 
     @staticmethod
     def _track(model: nn.Module, ctx: Context, history: list[dict[str, float]]) -> None:

@@ -157,7 +157,7 @@ def search(
     if direction not in ("minimize", "maximize"):
         raise ParameterError(f"The 'direction' parameter must be minimize or maximize; got {direction!r}.")
     optuna = optional_import("optuna", extra="tune")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is kept in the history with its error
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0) if prune else optuna.pruners.NopPruner()
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
 
@@ -168,7 +168,11 @@ def search(
             trial.report(value, step)
             return bool(trial.should_prune())
 
-        value = objective(params, report)
+        try:
+            value = objective(params, report)
+        except UnlearnkitError as exc:  # kept with the trial, so a page can say why it failed
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
         if value is None or (isinstance(value, float) and math.isnan(value)):
             raise optuna.TrialPruned()
         return float(value)
@@ -182,6 +186,7 @@ def search(
             "value": t.value,
             "state": t.state.name,
             "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
+            **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
         }
         for t in study.trials
     ]
