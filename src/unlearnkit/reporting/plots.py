@@ -119,14 +119,18 @@ def gap_vs_time(points: Sequence[tuple[str, float, float]], front: Sequence[int]
     return fig
 
 
-def per_class_bars(series: Sequence[tuple[str, Sequence[float | None]]], *, title: str = "") -> Figure:
-    """Grouped bars of test accuracy (%) per class, one colour per method; undefined entries are left out."""
+def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, xlabel: str,
+                 ylabel: str, title: str = "", ids: Sequence[str] | None = None) -> Figure:  # fmt: skip
+    """Grouped bars (values are shares, drawn in %), one colour per series; undefined entries draw no bar.
+
+    Bar ``c`` of series ``NAME`` gets the SVG id ``series-NAME-{ids[c]}`` (``ids`` defaults to ``groups``).
+    """
+    ids = list(groups) if ids is None else list(ids)
     fig = _figure(5.6, 3.4)
     ax = fig.add_subplot()
     if not series:
         _no_data(ax)
         return fig
-    k = max(len(v) for _, v in series)
     width = 0.8 / len(series)
     palette = colors([n for n, _ in series])
     for si, (name, vals) in enumerate(series):
@@ -134,16 +138,23 @@ def per_class_bars(series: Sequence[tuple[str, Sequence[float | None]]], *, titl
         bars = ax.bar([c + offset for c in range(len(vals))], [100 * float(v or 0.0) for v in vals], width=width,
                       color=palette[name], label=name)  # fmt: skip
         for c, (bar, v) in enumerate(zip(bars, vals, strict=True)):
-            bar.set_gid(gid(f"{name}-class-{c}"))
-            bar.set_visible(v is not None)  # an undefined class (no test sample) draws no bar
-    ax.set_xticks(range(k))
-    ax.set_xlabel("class")
-    ax.set_ylabel("test accuracy %")
+            bar.set_gid(gid(f"{name}-{ids[c]}"))
+            bar.set_visible(v is not None)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 105)
     ax.legend(fontsize=7, ncol=min(4, len(series)), loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def per_class_bars(series: Sequence[tuple[str, Sequence[float | None]]], *, title: str = "") -> Figure:
+    """Grouped bars of test accuracy (%) per class, one colour per method; undefined entries are left out."""
+    k = max((len(v) for _, v in series), default=0)
+    return grouped_bars([str(c) for c in range(k)], series, xlabel="class", ylabel="test accuracy %", title=title,
+                        ids=[f"class-{c}" for c in range(k)])  # fmt: skip
 
 
 def roc_curves(grid: Sequence[float], series: Sequence[tuple[str, Sequence[float | None]]], *,
