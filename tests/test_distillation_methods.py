@@ -292,3 +292,29 @@ def test_scrub_divergence_is_a_clear_error_and_recorded_in_runs(trained_mlp, cla
     rows = {r["method"]: r for r in run_experiment(config, dataset=digits).results}
     assert "diverged" in rows["scrub"]["error"] and rows["scrub"]["metrics"] == {}
     assert rows["finetune"]["metrics"]["forget_accuracy"] is not None
+
+
+def test_scrub_early_stop_ends_when_forget_error_rose_and_holdout_error_held(trained_mlp, class_splits):
+    # 001 §3's rule, judged on the holdout split: the run stops at the first round that meets it, and the
+    # model is the one of that round (the same as a fixed run of that many rounds)
+    settings = dict(max_steps=4, steps=8, max_lr=0.02)
+    out = make_method("scrub", early_stop=True, stop_tolerance=0.05, **settings).unlearn(
+        trained_mlp, class_splits, seed=0
+    )
+    d = out.diagnostics
+    stopped = d["stopped_after_round"]
+    assert stopped is not None and 1 <= stopped < 8 and len(d["rounds"]) == stopped
+    last = d["rounds"][-1]
+    assert last["forget_error"] > d["errors_before"]["forget"]
+    assert last["holdout_error"] <= d["errors_before"]["holdout"] + 0.05
+    earlier = [r for r in d["rounds"][:-1]]  # no earlier round met the rule
+    assert all(not (r["forget_error"] > d["errors_before"]["forget"]
+                    and r["holdout_error"] <= d["errors_before"]["holdout"] + 0.05) for r in earlier)  # fmt: skip
+    fixed = make_method("scrub", max_steps=min(4, stopped), steps=stopped, max_lr=0.02).unlearn(
+        trained_mlp, class_splits, seed=0
+    )
+    for a, b in zip(out.model.parameters(), fixed.model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert out.samples_seen["holdout"] >= len(class_splits.holdout) * (stopped + 1)
+    plain = make_method("scrub", **settings).unlearn(trained_mlp, class_splits, seed=0)
+    assert len(plain.diagnostics["rounds"]) == 8 and "stopped_after_round" not in plain.diagnostics

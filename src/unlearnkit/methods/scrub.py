@@ -8,6 +8,11 @@ original model; the student starts as a copy and selectively disobeys it:
 * min-epoch over the retain set: descend ``alpha * d(x_r) + gamma * CE(x_r)`` (Alg. 3);
 * Alg. 1: ``steps`` rounds; a max-epoch precedes the min-epoch in the first
   ``max_steps`` rounds, the remaining rounds only restore retain performance.
+* ``early_stop=True`` adds 001 §3's stopping rule: after each round, stop once
+  the forget error is above the original's and the holdout error (standing in
+  for retain error, which the training data cannot measure honestly) is at most
+  ``stop_tolerance`` above the original's. Off by default (the paper's
+  experiments fix the number of rounds); its checks are counted in the cost.
 
 The feature variants (eq. 6-7) add the distance between L2-normalised
 intermediate features of teacher and student to BOTH the max loss and the min
@@ -28,9 +33,11 @@ from torch import nn
 from unlearnkit.core.distillation import FeatureTaps, default_feature_layers, distill_kl, feature_distance
 from unlearnkit.core.training import TrainConfig, make_optimizer, to_device
 from unlearnkit.errors import DivergenceError, ParameterError
+from unlearnkit.evaluation.outputs import outputs_of
+from unlearnkit.evaluation.scores import accuracy
 from unlearnkit.methods.base import Context, Unlearner
 from unlearnkit.progress import progress_bar
-from unlearnkit.validation import Constraint, Interval, NoneOr, Options
+from unlearnkit.validation import Boolean, Constraint, Interval, NoneOr, Options
 
 
 def _check_finite(loss: torch.Tensor, name: str, round_: int) -> None:
@@ -75,6 +82,8 @@ class SCRUB(Unlearner):
         "optimizer": "sgd",
         "momentum": 0.9,
         "forget_kl_cap": None,
+        "early_stop": False,
+        "stop_tolerance": 0.01,
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "alpha": Interval(float, 0, None),
@@ -89,6 +98,8 @@ class SCRUB(Unlearner):
         "optimizer": Options(("sgd", "adam")),
         "momentum": Interval(float, 0, 1, closed="left"),
         "forget_kl_cap": NoneOr(Interval(float, 0, None, closed="neither")),
+        "early_stop": Boolean(),
+        "stop_tolerance": Interval(float, 0, 1),
     }
     identity_params: ClassVar[dict[str, Any] | None] = {"steps": 0, "max_steps": 0}
 
@@ -102,6 +113,15 @@ class SCRUB(Unlearner):
 
     def _layers(self, model: nn.Module) -> list[str]:
         return []
+
+    def _errors(self, model: nn.Module, ctx: Context) -> tuple[float, float]:
+        """(forget error, holdout error) for the stopping rule; the holdout split stands in for retain error."""
+        errors = []
+        for name, view in (("forget", ctx.splits.forget), ("holdout", ctx.splits.holdout)):
+            acc = accuracy(outputs_of(model, view, device=ctx.device))
+            ctx.count(name, len(view))
+            errors.append(1.0 - (acc or 0.0))
+        return errors[0], errors[1]
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
         teacher = ctx.original
@@ -127,6 +147,9 @@ class SCRUB(Unlearner):
                 feat = weight * feature_distance(s_feats, t_feats) if layers else torch.zeros((), device=x.device)
                 return s_logits, kd, feat
 
+            stop_at = self._errors(model, ctx) if self.early_stop else None
+            if stop_at is not None:
+                ctx.diagnostics["errors_before"] = {"forget": stop_at[0], "holdout": stop_at[1]}
             model.train()
             history: list[dict[str, float]] = []
             for i in progress_bar(range(self.steps), enabled=ctx.progress, desc=self.name, unit="round"):
@@ -157,7 +180,17 @@ class SCRUB(Unlearner):
                 record["min_loss"] = total / max(1, len(retain))
                 history.append(record)
                 ctx.end_epoch(model)
+                if stop_at is not None and i + 1 < self.steps:
+                    forget_err, holdout_err = self._errors(model, ctx)
+                    record.update(forget_error=forget_err, holdout_error=holdout_err)
+                    model.train()
+                    # 001 §3: stop "when the forget error has increased without harming the retain set error"
+                    if forget_err > stop_at[0] and holdout_err <= stop_at[1] + self.stop_tolerance:
+                        ctx.diagnostics["stopped_after_round"] = i + 1
+                        break
         ctx.diagnostics["rounds"] = history
+        if self.early_stop:
+            ctx.diagnostics.setdefault("stopped_after_round", None)
         if layers:
             ctx.diagnostics["feature_layers"] = layers
         return model

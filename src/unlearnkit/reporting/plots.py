@@ -196,28 +196,36 @@ def roc_curves(grid: Sequence[float], series: Sequence[tuple[str, Sequence[float
 
 
 def curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
-                 xlabel: str, ylabel: str, title: str = "",
-                 colors_by_name: Mapping[str, str] | None = None) -> Figure:  # fmt: skip
-    """Side-by-side panels of mean ± std curves (e.g. accuracy per epoch), sharing the y axis.
+                 xlabel: str, ylabel: str | Sequence[str], title: str = "",
+                 colors_by_name: Mapping[str, str] | None = None, x0: int = 0) -> Figure:  # fmt: skip
+    """Side-by-side panels of mean ± std curves (e.g. accuracy per epoch).
 
     Args:
-        panels: Panel title -> series name -> ``(mean, std)`` per step, in the plotted unit.
+        panels: Panel title -> series name -> ``(mean, std)`` per step, in the plotted unit
+            (NaN leaves a gap: a series that has no value at that step).
+        ylabel: One label for a shared y axis, or one per panel (each panel then has its own scale).
         colors_by_name: Fixed colours per series (default: :func:`colors`).
+        x0: The x value of the first step (0 for "before training", 1 for "after round 1").
     """
+    shared = isinstance(ylabel, str)
     fig = _figure(3.5 * max(1, len(panels)), 3.2)
-    axes = fig.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, max(1, len(panels)), sharey=shared, squeeze=False)[0]
     names = list(dict.fromkeys(n for series in panels.values() for n in series))
     palette = dict(colors_by_name) if colors_by_name is not None else colors(names)
     for ax, (panel, series) in zip(axes, panels.items(), strict=False):
         for name, (mean, std) in series.items():
             m, s = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
-            x = np.arange(len(m))
-            ax.plot(x, m, label=name, color=palette[name], gid=gid(f"{panel}-{name}"))
+            x = np.arange(len(m)) + x0
+            ax.plot(x, m, label=name, color=palette[name], gid=gid(f"{panel}-{name}"), marker=".")
             ax.fill_between(x, m - s, m + s, color=palette[name], alpha=0.2)
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(ylabel)
+    if isinstance(ylabel, str):
+        axes[0].set_ylabel(ylabel)
+    else:
+        for ax, label in zip(axes, ylabel, strict=False):
+            ax.set_ylabel(label)
     axes[-1].legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title)
