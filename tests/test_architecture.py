@@ -203,3 +203,23 @@ def test_old_module_paths_warn_and_give_the_module_at_its_new_home():
     from unlearnkit.evaluation.metrics import evaluate as new_evaluate
 
     assert evaluate is new_evaluate
+
+
+def test_short_public_paths_import_without_a_warning(recwarn):
+    import importlib
+    import sys
+    import warnings
+
+    from unlearnkit._moved import SHORT
+
+    for short, home in SHORT.items():
+        sys.modules.pop(short, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any warning fails the import
+            module = importlib.import_module(short)
+        assert module is importlib.import_module(home) and module.__spec__.name == home
+    from unlearnkit.evidence import epsilons  # the spelling
+
+    from unlearnkit.evaluation.evidence import epsilons as at_home
+
+    assert epsilons is at_home

@@ -1,4 +1,4 @@
-"""Old module paths of 0.1 that keep working for one release, with a DeprecationWarning.
+"""Old module paths of 0.1 that keep working for one release, with a DeprecationWarning; short public paths.
 
 Before the layered layout (docs/architecture.md) every module sat directly in
 ``unlearnkit/``. ``import unlearnkit.metrics`` (or ``from unlearnkit.metrics
@@ -43,6 +43,12 @@ MOVED: dict[str, str] = {
 }
 
 
+# short public paths (no warning): the module lives in its layer, users import it by its short name
+SHORT: dict[str, str] = {
+    "unlearnkit.evidence": "unlearnkit.evaluation.evidence",
+}
+
+
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old path and loads it as the module at its new path."""
 
@@ -52,17 +58,18 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in MOVED:
+        if fullname not in MOVED and fullname not in SHORT:
             return None
         return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        new = MOVED[spec.name]
-        warnings.warn(
-            f"{spec.name} moved to {new} (see docs/architecture.md); the old path goes away in unlearnkit 0.3.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        new = MOVED.get(spec.name) or SHORT[spec.name]
+        if spec.name in MOVED:
+            warnings.warn(
+                f"{spec.name} moved to {new} (see docs/architecture.md); the old path goes away in unlearnkit 0.3.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         module = importlib.import_module(new)
         self._specs[spec.name] = module.__spec__  # the import system sets the alias spec on it next
         return module
@@ -70,7 +77,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         """Nothing to run (the module at the new path is imported); give it back its own spec."""
         for old, spec in self._specs.items():
-            if sys.modules.get(MOVED[old]) is module:
+            if sys.modules.get(MOVED.get(old) or SHORT[old]) is module:
                 module.__spec__ = spec
 
 
