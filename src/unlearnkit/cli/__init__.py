@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from unlearnkit.cli import bench, feature, listing, run, train, unlearn, weak
+from unlearnkit.cli import audit, bench, feature, listing, run, train, unlearn, weak
 from unlearnkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Parser
 from unlearnkit.errors import UnlearnkitError
 
@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], 
     "tune": (bench.add_tune, bench.cmd_tune),
     "forget-feature": (feature.add_forget_feature, feature.cmd_forget_feature),
     "report": (bench.add_report, bench.cmd_report),
+    "audit": (audit.add_audit, audit.cmd_audit),
     "weak": (weak.add_weak, weak.cmd_weak),
 }
 

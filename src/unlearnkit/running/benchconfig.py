@@ -74,6 +74,7 @@ TOP_KEYS = {
     "settings": False,
     "metrics": False,
     "executor": False,
+    "audit": False,
 }
 
 
@@ -117,6 +118,7 @@ class BenchConfig:
     cell_time_limit: float | None = None
     skipped: tuple[Skip, ...] = ()
     description: str = ""
+    audit: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,13 +135,14 @@ class BenchConfig:
             "metrics": list(self.metrics) if self.metrics else None,
             "executor": dict(self.executor),
             "cell_time_limit": self.cell_time_limit,
+            "audit": dict(self.audit) if self.audit is not None else None,
             "skipped": [vars(s) for s in self.skipped],
         }
 
     def content_hash(self) -> str:
         """SHA-256 of what determines the results (not the executor or where data lives)."""
         d = self.to_dict()
-        d.pop("executor"), d.pop("cell_time_limit"), d.pop("description")
+        d.pop("executor"), d.pop("cell_time_limit"), d.pop("description"), d.pop("audit")
         d["methods"] = sorted(d["methods"], key=lambda m: m["name"])  # a table's key order carries no meaning
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
@@ -444,6 +447,18 @@ def load_config(
     except UnlearnkitError as exc:
         raise ck.fail("executor", str(exc).rstrip("."), "correct the value") from None
 
+    audit = None
+    if "audit" in data:
+        from unlearnkit.running.audit import AuditConfig
+
+        table = dict(ck.typed(data["audit"], dict, "audit", "a table (models, protocol, data_seed, retain_sample)"))
+        try:
+            audit = dict(vars(AuditConfig(**table)))
+        except TypeError as exc:
+            raise ck.fail("audit", str(exc), "use models, protocol, data_seed, retain_sample") from None
+        except UnlearnkitError as exc:
+            raise ck.fail("audit", str(exc).rstrip("."), "correct the value") from None
+
     return BenchConfig(
         name=name,
         path=str(path),
@@ -461,4 +476,5 @@ def load_config(
         cell_time_limit=float(limit) if limit is not None else None,
         skipped=tuple(skipped),
         description=str(data.get("description", "")),
+        audit=audit,
     )

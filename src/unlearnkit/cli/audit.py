@@ -1,0 +1,105 @@
+"""`unlearnkit audit`: per-example evidence over model populations for every method of a benchmark file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from unlearnkit.cli import common
+
+
+def add_audit(sub: Any) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="populations of unlearned and retrained models: the competition's F, U-LiRA, RMIA, KLoM",
+    )
+    p.add_argument("config", help="benchmark file (its [audit] table gives the defaults)")
+    p.add_argument("--out", required=True, help="folder for audit.json (and cache/ unless --cache)")
+    p.add_argument("--models", type=int, default=None, help="N models per population (default: [audit] or 32)")
+    p.add_argument("--methods", default=None, help="comma-separated methods of the file (default: all of them)")
+    p.add_argument("--protocol", default=None, choices=("per_original", "challenge"),
+                   help="per_original (default): N originals, each unlearned once; challenge: 1 original")  # fmt: skip
+    p.add_argument("--executor", default=None, help="local or ray (default: the file's)")
+    p.add_argument("--cache", default=None, help="population cache, shared across audits (default: OUT/cache)")
+    common.add_runtime(p)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from unlearnkit.env import environment
+    from unlearnkit.errors import ParameterError
+    from unlearnkit.files import check_writable_dir, clean_json, write_json_atomic
+    from unlearnkit.running.audit import AuditConfig, audit_unit
+    from unlearnkit.running.benchconfig import load_config
+    from unlearnkit.running.benchmark import unit_spec
+    from unlearnkit.running.executor import make_executor
+
+    config = load_config(args.config)
+    table = dict(config.audit or {})
+    if args.models is not None:
+        table["models"] = args.models
+    if args.protocol is not None:
+        table["protocol"] = args.protocol
+    audit = AuditConfig(**table)
+    names = [m.name for m in config.methods]
+    chosen = names if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in names]
+    if unknown:
+        raise ParameterError(
+            f"The '--methods' parameter must name methods of {args.config} ({', '.join(names)}); "
+            f"got {', '.join(unknown)}."
+        )
+    common.check_out_folder(args.out)
+    common.check_out_folder(args.cache, "--cache")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # an existing folder is reused: the cache makes a rerun resume
+    check_writable_dir(out, param="--out", what="the audit")
+    cache = Path(args.cache) if args.cache else out / "cache"
+    executor_cfg = dict(config.executor)
+    if args.executor is not None:
+        executor_cfg["name"] = args.executor
+    name = executor_cfg.pop("name", "local")
+    executor_cfg.pop("cell_time_limit", None)
+    start = time.perf_counter()
+    units = []
+    with make_executor(name, **executor_cfg) as executor:
+        for dataset in config.datasets:
+            for model in config.models:
+                for scenario in config.scenarios:
+                    spec = unit_spec(config, dataset, model, scenario)
+                    skip = {(s.scenario, s.method) for s in config.skipped}
+                    methods = [(m.name, dict(m.options)) for m in config.methods
+                               if m.name in chosen and (scenario.name, m.name) not in skip]  # fmt: skip
+                    result = audit_unit(spec, audit, methods, cache, executor=executor)
+                    label = f"{dataset}/{model.name}/{scenario.name}"
+                    units.append({"unit": label, **result})
+                    _print(units[-1])
+    record = {"config": replace(config, methods=tuple(m for m in config.methods if m.name in chosen)).to_dict(),
+              "audit": vars(audit), "units": units, "seconds": time.perf_counter() - start,
+              "env": environment()}  # fmt: skip
+    write_json_atomic(out / "audit.json", json.loads(json.dumps(clean_json(record))))
+    print(f"wrote {out / 'audit.json'} ({record['seconds']:.0f} s)")
+    return 0
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _print(unit: dict[str, Any]) -> None:
+    print(f"{unit['unit']}: N = {unit['models']} per population ({unit['protocol']}), {unit['forget_size']} forget "
+          f"samples; no ε above {unit['resolution']:.0f} can be told apart at this N")  # fmt: skip
+    head = f"  {'':<22} {'F':>6} {'final':>6} {'U-LiRA acc':>10} {'RMIA AUC':>9} {'KLoM forget':>11} {'seconds':>8}"
+    print(head)
+    rows = [("ceiling (retrained)", unit["ceiling"]), *unit["rows"].items(), ("floor (original)", unit["floor"])]
+    for label, r in rows:
+        ul = r["ulira"]["balanced_accuracy"] if r.get("ulira") else None
+        print(f"  {label:<22} {_fmt(r['forget_score']):>6} {_fmt(r['final_score']):>6} {_fmt(ul):>10} "
+              f"{_fmt(r['rmia'].get('auc')):>9} {_fmt(r['klom']['forget']['mean'], 2):>11} "
+              f"{_fmt(r.get('seconds'), 2):>8}")  # fmt: skip
+    for note in unit["notes"]:
+        print(f"  note: {note}")

@@ -1,0 +1,288 @@
+"""Audits: populations of unlearned and retrained models for one benchmark unit, and their per-example evidence.
+
+A benchmark unit (dataset, model, scenario) fixes the data split and the forget
+set (``data_seed``); population members differ only in their training seed
+(initialisation and data order). For N models:
+
+* ``retrained`` — N models trained from scratch on the retain set;
+* ``unlearned`` — N runs of a method. Protocol ``per_original`` (default; U-LiRA
+  and KLoM are defined on it): N originals with their own seeds, each unlearned
+  once with its own seed. Protocol ``challenge`` (the competition's code): ONE
+  original and N unlearning runs from it — a method that ignores its seed then
+  yields N identical models, ε = 50 and F = 0 *by construction*, which the
+  audit reports wherever it happens;
+* ``ceiling`` — a second, independent retrained population scored against the
+  first: what perfect unlearning scores at this N;
+* ``floor`` — the N originals (doing nothing), scored as an unlearned population.
+
+Every member's logits on the forget, retain (a seeded sample of at most
+``retain_sample`` rows), holdout and test views are cached under ``cache_dir``
+by content (safetensors; originals keep their weights, which the methods
+need), so a killed audit resumes without training anything twice. Every
+statistic is then a pure function of those arrays (:mod:`unlearnkit.evaluation.evidence`).
+Tasks run on the project's executor (local or Ray).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearnkit.core.artifacts import save_tensors_atomic
+from unlearnkit.core.models import build_model
+from unlearnkit.core.training import TrainConfig, fit
+from unlearnkit.data.datasets import cached_dataset
+from unlearnkit.data.scenarios import make_scenario
+from unlearnkit.data.splits import Splits, View, split_dataset
+from unlearnkit.errors import ParameterError
+from unlearnkit.evaluation import evidence as ev
+from unlearnkit.evaluation.attacks import roc_summary
+from unlearnkit.evaluation.outputs import outputs_of
+from unlearnkit.files import write_json_atomic
+from unlearnkit.methods import make_method
+from unlearnkit.running.executor import Executor, LocalExecutor, Task, raise_failures
+
+PROTOCOLS = ("per_original", "challenge")
+VIEWS = ("forget", "retain", "holdout", "test")
+#: seed offsets of the populations (originals use 0..N-1; unlearning runs use their index)
+RETRAINED_SEED, CEILING_SEED = 100_000, 200_000
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """How an audit samples its populations.
+
+    Attributes:
+        models: N, members per population.
+        protocol: ``per_original`` or ``challenge`` (see the module docstring).
+        data_seed: The fixed split and forget set of the unit.
+        retain_sample: Logits are kept on at most this many retain samples (seeded); None keeps all.
+    """
+
+    models: int = 32
+    protocol: str = "per_original"
+    data_seed: int = 0
+    retain_sample: int | None = 2000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, bool) or not isinstance(self.models, int) or self.models < 4:
+            raise ParameterError(f"The 'models' parameter of an audit must be an int >= 4; got {self.models!r}.")
+        if self.protocol not in PROTOCOLS:
+            raise ParameterError(
+                f"The 'protocol' parameter of an audit must be one of {', '.join(PROTOCOLS)}; got {self.protocol!r}."
+            )
+        if self.retain_sample is not None and (
+            isinstance(self.retain_sample, bool) or not isinstance(self.retain_sample, int) or self.retain_sample < 1
+        ):
+            raise ParameterError(
+                f"The 'retain_sample' parameter of an audit must be None or an int >= 1; got {self.retain_sample!r}."
+            )
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=4)
+def _unit(spec_json: str, data_seed: int, retain_sample: int | None) -> tuple[Splits, dict[str, View]]:
+    """The unit's splits at ``data_seed`` and the four views whose logits are kept (built once per process)."""
+    spec = json.loads(spec_json)
+    ds = cached_dataset(spec["dataset"], spec["data_dir"])
+    split = split_dataset(ds, seed=data_seed, holdout_fraction=spec["holdout_fraction"], train_size=spec["train_size"])
+    splits = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"]).prepare(split, seed=data_seed)
+    retain = splits.retain
+    if retain_sample is not None and len(retain) > retain_sample:
+        g = torch.Generator().manual_seed(int(data_seed) + 7)
+        retain = retain.subset(torch.randperm(len(retain), generator=g)[:retain_sample].sort().values, "retain")
+    return splits, {"forget": splits.forget, "retain": retain, "holdout": splits.holdout, "test": splits.test}
+
+
+def _identity(spec: Mapping[str, Any], audit: AuditConfig) -> dict[str, Any]:
+    ident = {k: spec[k] for k in ("dataset", "holdout_fraction", "train_size", "model", "scenario", "train")}
+    return {**ident, "data_seed": audit.data_seed}
+
+
+def _build(spec: Mapping[str, Any], seed: int) -> torch.nn.Module:
+    ds = cached_dataset(spec["dataset"], spec["data_dir"])
+    model: torch.nn.Module = build_model(spec["model"]["name"], ds.input_shape, ds.num_classes, seed=seed,
+                                         **spec["model"]["options"])  # fmt: skip
+    return model
+
+
+def _load(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return dict(load_file(str(path)))
+
+
+def _original(spec: dict[str, Any], audit: AuditConfig, seed: int, cache_dir: Path) -> torch.nn.Module:
+    """Original ``seed`` of the unit: from the cache, or trained and stored (weights last: cached once both exist)."""
+    splits, _ = _unit(json.dumps(spec, sort_keys=True), audit.data_seed, audit.retain_sample)
+    path = cache_dir / "audit" / "originals" / f"{_digest({**_identity(spec, audit), 'seed': seed})}.safetensors"
+    model = _build(spec, seed)
+    if path.exists():
+        model.load_state_dict(_load(path))
+        return model.eval()  # type: ignore[no-any-return]
+    stats = fit(model, splits.train, TrainConfig.from_dict(spec["train"]), seed=seed)
+    write_json_atomic(path.with_suffix(".json"), {"seed": seed, "seconds": stats.seconds})
+    save_tensors_atomic(path, dict(model.state_dict()))
+    return model.eval()  # type: ignore[no-any-return]
+
+
+def member_task(spec: dict[str, Any], audit: dict[str, Any], role: str, index: int, cache_dir: str,
+                method: str | None = None, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Task: one member's logits on the four views, cached. ``role``: original, retrained, ceiling or unlearned."""
+    cfg = AuditConfig(**audit)
+    settings = dict(settings or {})
+    cache = Path(cache_dir)
+    key = _digest({
+        **_identity(spec, cfg), "role": role, "index": index, "method": method, "settings": settings,
+        "protocol": cfg.protocol if role == "unlearned" else None, "retain_sample": cfg.retain_sample,
+    })  # fmt: skip
+    path = cache / "audit" / "logits" / f"{key}.safetensors"
+    if path.exists():
+        stored = _load(path)
+        secs = float(stored.pop("seconds")[0])
+        return {"logits": stored, "seconds": None if math.isnan(secs) else secs, "cached": True}
+    splits, views = _unit(json.dumps(spec, sort_keys=True), cfg.data_seed, cfg.retain_sample)
+    recipe = TrainConfig.from_dict(spec["train"])
+    seconds = float("nan")
+    if role == "original":
+        model = _original(spec, cfg, index, cache)
+    elif role in ("retrained", "ceiling"):
+        offset = RETRAINED_SEED if role == "retrained" else CEILING_SEED
+        model = _build(spec, offset + index)
+        fit(model, splits.retain, recipe, seed=offset + index)
+        model.eval()
+    elif role == "unlearned":
+        if method is None:
+            raise ParameterError("The 'method' parameter must name a method for an unlearned member.")
+        source = index if cfg.protocol == "per_original" else 0
+        outcome = make_method(method, **settings).unlearn(_original(spec, cfg, source, cache), splits, seed=index,
+                                                          recipe=recipe)  # fmt: skip
+        model, seconds = outcome.model, outcome.seconds
+    else:
+        raise ParameterError(f"The 'role' parameter must be original, retrained, ceiling or unlearned; got {role!r}.")
+    logits = {v: outputs_of(model, view).logits.float() for v, view in views.items()}
+    save_tensors_atomic(path, {**logits, "seconds": torch.tensor([seconds], dtype=torch.float64)})
+    return {"logits": logits, "seconds": None if math.isnan(seconds) else seconds, "cached": False}
+
+
+def _stack(results: Sequence[Any]) -> dict[str, np.ndarray]:
+    return {v: np.stack([r.value["logits"][v].numpy() for r in results]).astype(np.float64) for v in VIEWS}
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(axis=2) == labels[None]).mean())
+
+
+def score(unlearned: Mapping[str, np.ndarray], retrained: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+          *, rmia_target: int = 0, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Every statistic of one unlearned population against a retrained one (arrays: models × examples × classes)."""
+    y_f = labels["forget"]
+    s_u = ev.logit_scaled_confidence(unlearned["forget"], y_f)
+    s_r = ev.logit_scaled_confidence(retrained["forget"], y_f)
+    n = min(s_u.shape[0], s_r.shape[0])
+    eps = ev.epsilons(s_u, s_r)
+    forget = ev.forget_score(eps, n)
+    acc = {f"{side}_{v}": _accuracy(pop[v], labels[v]) for side, pop in (("u", unlearned), ("r", retrained))
+           for v in ("forget", "retain", "test")}  # fmt: skip
+    identical = bool(all((unlearned[v] == unlearned[v][:1]).all() for v in VIEWS))  # the same model N times
+    out: dict[str, Any] = {
+        "forget_score": forget,
+        "final_score": ev.final_score(forget, acc["u_retain"], acc["r_retain"], acc["u_test"], acc["r_test"]),
+        "epsilon": ev.percentiles(eps),
+        "epsilon_histogram": np.histogram(eps, bins=np.arange(0, 51, 0.5))[0].tolist(),
+        "accuracy": acc,
+        "identical_members": identical,
+        "klom": {
+            v: ev.percentiles(ev.klom(ev.margins(unlearned[v], labels[v]), ev.margins(retrained[v], labels[v])))
+            for v in ("forget", "retain", "test")
+        },
+    }
+    out["ulira"] = None if identical else ev.ulira(s_u, s_r)
+    out["rmia"] = _rmia(unlearned, retrained, labels, rmia_target, seed)
+    return out
+
+
+def _true_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.take_along_axis(p, labels[None, :, None], axis=2)[..., 0]
+
+
+def _rmia(unlearned: Mapping[str, np.ndarray], retrained: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
+          target: int, seed: int) -> dict[str, Any]:  # fmt: skip
+    """Offline RMIA on the shipped model (unlearned member ``target``) with the retrained population as references.
+
+    The holdout split is cut (seeded) into population samples z and never-seen negatives of the forget set's
+    classes; AUC and TPR at low FPR of the forget samples against the negatives.
+    """
+    y_h, y_f = labels["holdout"], labels["forget"]
+    g = np.random.default_rng(seed)
+    perm = g.permutation(y_h.size)
+    z_idx, neg_idx = perm[: y_h.size // 2], perm[y_h.size // 2 :]
+    neg_idx = neg_idx[np.isin(y_h[neg_idx], np.unique(y_f))]  # negatives of the forget set's classes
+    if neg_idx.size == 0:
+        return {"reason": "no holdout sample of the forget set's classes to serve as a negative"}
+    p_u_f, p_r_f = _true_prob(unlearned["forget"], y_f), _true_prob(retrained["forget"], y_f)
+    p_u_h, p_r_h = _true_prob(unlearned["holdout"], y_h), _true_prob(retrained["holdout"], y_h)
+    t = target
+    fx = ev.rmia(p_u_f[t], p_r_f, p_u_h[t, z_idx], p_r_h[:, z_idx])
+    fn = ev.rmia(p_u_h[t, neg_idx], p_r_h[:, neg_idx], p_u_h[t, z_idx], p_r_h[:, z_idx])
+    roc = roc_summary(fx, fn)
+    return {"target": f"unlearned member {t}", "auc": roc["auc"], "tpr_at_fpr": roc["tpr_at_fpr"],
+            "reasons": roc["reasons"], "negatives": int(neg_idx.size), "population": int(z_idx.size)}  # fmt: skip
+
+
+def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple[str, Mapping[str, Any]]],
+               cache_dir: str | Path, *, executor: Executor | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train (or load) every population of one unit and score each method, the ceiling and the floor."""
+    executor = executor or LocalExecutor()
+    cache = str(cache_dir)
+    a = {"models": audit.models, "protocol": audit.protocol, "data_seed": audit.data_seed,
+         "retain_sample": audit.retain_sample}  # fmt: skip
+    n = audit.models
+    fresh = [0]  # members computed in this call (0 on a resumed, finished audit)
+
+    def population(role: str, method: str | None = None, settings: Mapping[str, Any] | None = None) -> list[Any]:
+        kwargs = {"spec": spec, "audit": a, "role": role, "cache_dir": cache, "method": method,
+                  "settings": dict(settings or {})}  # fmt: skip
+        tasks = [Task(f"{role}/{method}/{i}", member_task, {**kwargs, "index": i}) for i in range(n)]
+        results = executor.map(tasks)
+        raise_failures(results)
+        fresh[0] += sum(not r.value["cached"] for r in results)
+        return results
+
+    _, views = _unit(json.dumps(spec, sort_keys=True), audit.data_seed, audit.retain_sample)
+    labels = {v: views[v].labels.numpy() for v in VIEWS}
+    retrained = _stack(population("retrained"))
+    out: dict[str, Any] = {"models": n, "protocol": audit.protocol, "data_seed": audit.data_seed,
+                           "resolution": ev.resolution(n), "forget_size": int(labels["forget"].size), "rows": {},
+                           "notes": []}  # fmt: skip
+    out["ceiling"] = score(_stack(population("ceiling")), retrained, labels, seed=audit.data_seed)
+    out["floor"] = score(_stack(population("original")), retrained, labels, seed=audit.data_seed)
+    for name, settings in methods:
+        runs = population("unlearned", name, settings)
+        row = score(_stack(runs), retrained, labels, seed=audit.data_seed)
+        secs = [r.value["seconds"] for r in runs if r.value["seconds"] is not None]
+        row["seconds"] = float(np.mean(secs)) if secs else None
+        if row["identical_members"]:
+            out["notes"].append(
+                f"{name}: all {n} unlearned members are identical (the method ignores its seed"
+                + (" under the challenge protocol" if audit.protocol == "challenge" else "")
+                + "): a zero-width population, so ε = 50 and F = 0 by construction, whatever its quality."
+            )
+        out["rows"][name] = row
+    out["computed"] = fresh[0]
+    return out
