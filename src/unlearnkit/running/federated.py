@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,8 +91,7 @@ class FederatedRun:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "uploads": self.uploads, "bytes_sent": self.bytes_sent,
-                "seconds": self.seconds, "history": self.history}  # fmt: skip
+        return dataclasses.asdict(self)
 
 
 def partition(n: int, clients: int, *, seed: int, first: torch.Tensor | None = None) -> list[torch.Tensor]:
