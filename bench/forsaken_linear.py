@@ -153,6 +153,8 @@ def render(record: dict[str, Any]) -> str:
         frs = [r["fr"].get("fr") for r in rs]
         defined = [f for f in frs if f is not None]
         bt = mean_std([r["fr"]["BT"] for r in rs])[0]
+        before = np.mean([s[kind]["original"]["forget_accuracy"] for s in seeds])
+        raised = bool(np.mean([r["forget_accuracy"] for r in rs]) > before)
         notes.append(
             f"* **{kind}:** Forsaken's FR is {pct(frs)}%"
             + (
@@ -166,6 +168,16 @@ def render(record: dict[str, Any]) -> str:
                 "which this reproduces in size."
                 if defined and min(defined) >= 0.85
                 else "which this does not reproduce."
+            )
+            + f" Refitting without the images (the reference) scores FR "
+            f"{pct([s[kind]['rows']['refit']['fr'].get('fr') for s in seeds])}% and forget accuracy "
+            f"{pct([s[kind]['rows']['refit']['forget_accuracy'] for s in seeds])}% against Forsaken's "
+            f"{pct([r['forget_accuracy'] for r in rs])}%"
+            + (
+                ": Forsaken pulls each image toward P[its random label], so the model predicts the random labels "
+                "more often than the original did, not less."
+                if raised
+                else "."
             )
             + f" Parameters moved: {pct([s[kind]['moved_fraction'] for s in seeds])}%."
         )
