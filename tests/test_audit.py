@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unlearnkit.core.training import TrainConfig
@@ -126,3 +127,22 @@ def test_a_killed_audit_resumes_without_computing_a_member_twice(tmp_path):
     record = json.loads((out / "audit.json").read_text())
     assert record["units"][0]["computed"] == 40 - done  # nothing computed twice
     assert "floor (original)" in res.stdout and "ceiling (retrained)" in res.stdout
+
+
+def test_avg_gap_pairs_members_and_averages_the_four_metrics():
+    from unlearnkit.running.audit import avg_gap
+
+    u = np.array([[1.0, 1.0, 0.9, 0.6], [0.8, 1.0, 0.9, 0.5]])
+    r = np.array([[0.9, 1.0, 0.9, 0.5], [0.9, 1.0, 0.9, 0.5]])
+    # member 0: (0.1 + 0 + 0 + 0.1) / 4 = 0.05; member 1: (0.1 + 0 + 0 + 0) / 4 = 0.025 -> 3.75 points
+    assert avg_gap(u, r) == pytest.approx(3.75)
+    assert avg_gap(r, r) == 0.0
+
+
+def test_audit_rows_carry_avg_gap_and_the_ulira_roc(tmp_path):
+    out = audit_unit(_spec(RANDOM), AuditConfig(models=4), [("finetune", {"epochs": 2})], tmp_path)
+    floor, row = out["floor"], out["rows"]["finetune"]
+    assert floor["avg_gap"] > 0 and row["avg_gap"] >= 0 and out["retrain_seconds"] > 0
+    roc = row["ulira"]["roc"]
+    assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and roc["tpr"][-1] == 1.0
+    assert all(a <= b for a, b in zip(roc["tpr"], roc["tpr"][1:], strict=False))  # a ROC curve never falls

@@ -253,7 +253,8 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "must be a folder written by unlearnkit bench" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["mnist_random10", "mnist_class", "fashion_random10", "fashion_class"])
+@pytest.mark.parametrize("name", ["mnist_random10", "mnist_class", "mnist_memorized", "fashion_random10",
+                                  "fashion_class"])
 def test_shipped_configs_cover_every_registered_method(name):
     from unlearnkit.methods import METHODS
 

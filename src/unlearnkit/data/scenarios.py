@@ -11,9 +11,11 @@ views through :meth:`extras`, without changes anywhere else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from unlearnkit.data.splits import DataSplit, ForgetRequest, Splits, View
@@ -27,6 +29,7 @@ class Scenario:
 
     name: ClassVar[str] = "scenario"
     kind: ClassVar[str] = "samples"  # the request kind it produces: "classes", "samples" or "features"
+    needs: ClassVar[tuple[str, ...]] = ()  # inputs the running layer computes first (e.g. "memorization")
 
     def training_data(self, split: DataSplit, *, seed: int) -> View:
         """The data the original model is trained on (default: the train split)."""
@@ -407,6 +410,78 @@ class LeakageScenario(BackdoorScenario):
     pattern: ClassVar[str] = "C"
 
 
+@dataclass(frozen=True)
+class MemorizedScenario(Scenario):
+    """Forget the training samples the model memorises most (Feldman's memorisation score).
+
+    On a model that generalises, a random forget set is trivial — doing nothing
+    already matches retraining — but its most memorised samples are not: a
+    model trained without them gets them wrong. The forget set is the
+    ``count`` samples of highest ``mem(x) = P[correct | x trained] −
+    P[correct | x not trained]``, estimated from ``models`` models of the unit's
+    architecture and recipe, each trained on a seeded random half of the
+    training set; ``random_share`` of the ``count`` is instead drawn at random
+    (seeded) from the rest, for a mix of hard and typical samples. Ties in the
+    score are broken in a seeded random order (with 32 half-models, hundreds of
+    MNIST images score exactly 1: always right when trained on, always wrong
+    when not — ranking them by position would favour the first rows); a sample
+    no half-model left out (or none trained on) has no score and is ranked last.
+
+    The scores need trained models, which this layer does not make: the
+    running layer computes them (:func:`unlearnkit.running.memorization.prepare_splits`,
+    used by ``unlearnkit bench`` and ``audit``) and passes ``select(scores)`` as
+    the request.
+    """
+
+    name: ClassVar[str] = "memorized"
+    needs: ClassVar[tuple[str, ...]] = ("memorization",)
+    count: int = 100
+    random_share: float = 0.0
+    models: int = 32
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ParameterError(
+                f"The 'count' parameter of scenario 'memorized' must be an int >= 1; got {self.count!r}."
+            )
+        share = self.random_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ParameterError(
+                f"The 'random_share' parameter of scenario 'memorized' must be a float in [0, 1]; got {share!r}."
+            )
+        if isinstance(self.models, bool) or not isinstance(self.models, int) or self.models < 2:
+            raise ParameterError(
+                f"The 'models' parameter of scenario 'memorized' must be an int >= 2; got {self.models!r}."
+            )
+
+    def select(self, scores: Any, *, seed: int) -> ForgetRequest:
+        """The forget request from per-training-sample memorisation ``scores`` (NaN: no score, ranked last)."""
+        s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+        if s.ndim != 1:
+            raise ParameterError(
+                f"The 'scores' parameter must be 1-D (one per training sample); got shape {tuple(s.shape)}."
+            )
+        _check_count(self.name, "count", self.count, s.numel() - 1)
+        n_random = round(self.random_share * self.count)
+        ranked = torch.where(torch.isnan(s), torch.full_like(s, -math.inf), s)
+        shuffle = torch.randperm(s.numel(), generator=torch.Generator().manual_seed(int(seed) + 49979687))
+        order = shuffle[torch.sort(-ranked[shuffle], stable=True).indices]  # highest first; ties in seeded order
+        top = order[: self.count - n_random]
+        rest = order[self.count - n_random :]
+        extra = rest[_seeded_rows(rest.numel(), n_random, seed, 32452843)] if n_random else rest[:0]
+        return ForgetRequest.from_indices(torch.cat([top, extra]).sort().values)
+
+    def request(self, split: DataSplit, *, seed: int) -> ForgetRequest:
+        raise ParameterError(
+            "The 'memorized' scenario needs memorisation scores from models trained on halves of the training set; "
+            "run it through a benchmark file (unlearnkit bench / audit), or pass "
+            "request=scenario.select(scores, seed=...) with scores from unlearnkit.running.memorization."
+        )
+
+    def default_request(self) -> ForgetRequest:
+        return self.request(None, seed=0)  # type: ignore[arg-type]
+
+
 SCENARIOS: Registry[type[Scenario]] = Registry("scenario")
 SCENARIOS.register("class", ClassScenario)
 SCENARIOS.register("random", RandomScenario)
@@ -416,6 +491,7 @@ SCENARIOS.register("poison", PoisonScenario)
 SCENARIOS.register("ood", OODScenario)
 SCENARIOS.register("backdoor", BackdoorScenario)
 SCENARIOS.register("leakage", LeakageScenario)
+SCENARIOS.register("memorized", MemorizedScenario)
 
 
 def make_scenario(name: str, **options: Any) -> Scenario:

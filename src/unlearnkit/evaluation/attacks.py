@@ -175,10 +175,19 @@ def make_attack(name: str, **params: Any) -> Attack:
     return ATTACKS.get(name)(**params)
 
 
+#: FPRs at which :func:`roc_summary` samples the curve (log-spaced: the low-FPR end is the one that matters)
+CURVE_FPRS = tuple(float(f) for f in np.concatenate([[0.0], np.logspace(-4, 0, 41)]))
+
+
 def roc_summary(
-    member_scores: np.ndarray, nonmember_scores: np.ndarray, *, fprs: Sequence[float] = (0.01, 0.001)
+    member_scores: np.ndarray, nonmember_scores: np.ndarray, *, fprs: Sequence[float] = (0.01, 0.001),
+    curve: bool = False,
 ) -> dict[str, Any]:
-    """AUC and TPR at each FPR in ``fprs``; a TPR is None (with the reason) when 1/#non-members > FPR."""
+    """AUC and TPR at each FPR in ``fprs``; a TPR is None (with the reason) when 1/#non-members > FPR.
+
+    ``curve``: also return ``{"fpr": CURVE_FPRS, "tpr": ...}``, the ROC curve's highest TPR at each of
+    those FPRs (a step function sampled on a fixed grid, so curves of different runs line up).
+    """
     from sklearn.metrics import roc_auc_score, roc_curve
 
     m, n = np.asarray(member_scores, dtype=float), np.asarray(nonmember_scores, dtype=float)
@@ -197,6 +206,9 @@ def roc_summary(
             )
         else:
             out["tpr_at_fpr"][key] = float(np.max(tpr[fpr <= f])) if np.any(fpr <= f) else 0.0
+    if curve:
+        idx = np.searchsorted(fpr, np.asarray(CURVE_FPRS), side="right") - 1  # fpr is sorted ascending
+        out["curve"] = {"fpr": list(CURVE_FPRS), "tpr": [float(tpr[i]) for i in idx]}
     return out
 
 

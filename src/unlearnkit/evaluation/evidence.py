@@ -258,6 +258,16 @@ def resolution(n_models: int) -> float:
     return float(math.ceil(math.log(n_models - 1)))
 
 
+def forget_points(eps: Any, n_models: int) -> np.ndarray:
+    """Each example's points toward F: 2^−k for ε in bucket k (width 0.5), 0 at or above :func:`resolution`."""
+    e = np.asarray(eps, dtype=np.float64)
+    if e.ndim != 1 or e.size == 0 or not (e >= 0).all():
+        raise ParameterError(f"The 'eps' parameter must be a non-empty 1-D array of values >= 0; got shape {e.shape}.")
+    top = resolution(n_models)
+    k = np.floor(e / 0.5)
+    return np.asarray(np.where(e >= top, 0.0, np.power(2.0, -k)))
+
+
 def forget_score(eps: Any, n_models: int) -> float:
     """The competition's forget score F: mean over examples of 2^−k for ε in bucket k.
 
@@ -265,13 +275,7 @@ def forget_score(eps: Any, n_models: int) -> float:
     an ε at or above the last edge earns 0. F = 1: indistinguishable from
     retraining at this N; F = 0: every example separated.
     """
-    e = np.asarray(eps, dtype=np.float64)
-    if e.ndim != 1 or e.size == 0 or not (e >= 0).all():
-        raise ParameterError(f"The 'eps' parameter must be a non-empty 1-D array of values >= 0; got shape {e.shape}.")
-    top = resolution(n_models)
-    k = np.floor(e / 0.5)
-    points = np.where(e >= top, 0.0, np.power(2.0, -k))
-    return float(points.mean())
+    return float(forget_points(eps, n_models).mean())
 
 
 def final_score(forget: float, retain_unlearned: float, retain_retrained: float, test_unlearned: float,
@@ -323,10 +327,11 @@ def ulira(unlearned: Any, retrained: Any, *, min_std: float = 1e-3) -> dict[str,
     lr_mean, lr_std = fit_loo(r)
     score_u = logpdf(u, lu_mean, lu_std) - logpdf(u, mu_r[None], sd_r[None])  # unlearned models, left out
     score_r = logpdf(r, mu_u[None], sd_u[None]) - logpdf(r, lr_mean, lr_std)  # retrained models, left out
-    roc = roc_summary(score_u.ravel(), score_r.ravel())
+    roc = roc_summary(score_u.ravel(), score_r.ravel(), curve=True)
     acc = 0.5 * float((score_u > 0).mean()) + 0.5 * float((score_r <= 0).mean())
     return {"balanced_accuracy": acc, "auc": roc["auc"], "tpr_at_fpr": roc["tpr_at_fpr"], "reasons": roc["reasons"],
-            "pairs": {"unlearned": int(score_u.size), "retrained": int(score_r.size)}}  # fmt: skip
+            "pairs": {"unlearned": int(score_u.size), "retrained": int(score_r.size)},
+            "roc": roc["curve"]}  # fmt: skip
 
 
 def rmia(target_x: Any, reference_x: Any, target_z: Any, reference_z: Any, *, a: float = 0.3,

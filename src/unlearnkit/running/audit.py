@@ -42,14 +42,16 @@ from unlearnkit.core.models import build_model
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
 from unlearnkit.data.scenarios import make_scenario
-from unlearnkit.data.splits import Splits, View, split_dataset
+from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import ParameterError
 from unlearnkit.evaluation import evidence as ev
 from unlearnkit.evaluation.attacks import roc_summary
+from unlearnkit.evaluation.metrics import loss_attack_accuracy
 from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.files import write_json_atomic
 from unlearnkit.methods import make_method
 from unlearnkit.running.executor import Executor, LocalExecutor, Task, raise_failures
+from unlearnkit.running.memorization import memorization_tasks, prepare_splits
 
 PROTOCOLS = ("per_original", "challenge")
 VIEWS = ("forget", "retain", "holdout", "test")
@@ -93,12 +95,9 @@ def _digest(obj: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _unit(spec_json: str, data_seed: int, retain_sample: int | None) -> tuple[Splits, dict[str, View]]:
+def _unit(spec_json: str, data_seed: int, retain_sample: int | None, cache_dir: str) -> tuple[Splits, dict[str, View]]:
     """The unit's splits at ``data_seed`` and the four views whose logits are kept (built once per process)."""
-    spec = json.loads(spec_json)
-    ds = cached_dataset(spec["dataset"], spec["data_dir"])
-    split = split_dataset(ds, seed=data_seed, holdout_fraction=spec["holdout_fraction"], train_size=spec["train_size"])
-    splits = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"]).prepare(split, seed=data_seed)
+    splits = prepare_splits(json.loads(spec_json), data_seed, cache_dir)
     retain = splits.retain
     if retain_sample is not None and len(retain) > retain_sample:
         g = torch.Generator().manual_seed(int(data_seed) + 7)
@@ -126,7 +125,7 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
 
 def _original(spec: dict[str, Any], audit: AuditConfig, seed: int, cache_dir: Path) -> torch.nn.Module:
     """Original ``seed`` of the unit: from the cache, or trained and stored (weights last: cached once both exist)."""
-    splits, _ = _unit(json.dumps(spec, sort_keys=True), audit.data_seed, audit.retain_sample)
+    splits, _ = _unit(json.dumps(spec, sort_keys=True), audit.data_seed, audit.retain_sample, str(cache_dir))
     path = cache_dir / "audit" / "originals" / f"{_digest({**_identity(spec, audit), 'seed': seed})}.safetensors"
     model = _build(spec, seed)
     if path.exists():
@@ -153,7 +152,7 @@ def member_task(spec: dict[str, Any], audit: dict[str, Any], role: str, index: i
         stored = _load(path)
         secs = float(stored.pop("seconds")[0])
         return {"logits": stored, "seconds": None if math.isnan(secs) else secs, "cached": True}
-    splits, views = _unit(json.dumps(spec, sort_keys=True), cfg.data_seed, cfg.retain_sample)
+    splits, views = _unit(json.dumps(spec, sort_keys=True), cfg.data_seed, cfg.retain_sample, cache_dir)
     recipe = TrainConfig.from_dict(spec["train"])
     seconds = float("nan")
     if role == "original":
@@ -161,7 +160,7 @@ def member_task(spec: dict[str, Any], audit: dict[str, Any], role: str, index: i
     elif role in ("retrained", "ceiling"):
         offset = RETRAINED_SEED if role == "retrained" else CEILING_SEED
         model = _build(spec, offset + index)
-        fit(model, splits.retain, recipe, seed=offset + index)
+        seconds = fit(model, splits.retain, recipe, seed=offset + index).seconds
         model.eval()
     elif role == "unlearned":
         if method is None:
@@ -185,20 +184,60 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(axis=2) == labels[None]).mean())
 
 
+def _losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-sample cross-entropy of every member (models × examples)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=-1))
+    return np.asarray(lse - np.take_along_axis(z, labels[None, :, None], axis=2)[..., 0])
+
+
+def member_metrics(pop: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], *, seed: int = 0) -> np.ndarray:
+    """Per member: forget, retain and test accuracy and MIA accuracy (members × 4), the Avg. Gap's four metrics.
+
+    MIA accuracy is the benchmark's ``mia_accuracy``: the loss attack of the forget set against never-seen
+    holdout and test samples of its classes.
+    """
+    classes = np.unique(labels["forget"])
+    neg = {v: np.isin(labels[v], classes) for v in ("holdout", "test")}
+    l_f = _losses(pop["forget"], labels["forget"])
+    l_n = np.concatenate([_losses(pop[v], labels[v])[:, neg[v]] for v in ("holdout", "test")], axis=1)
+    rows = []
+    for i in range(l_f.shape[0]):
+        accs = [float((pop[v][i].argmax(-1) == labels[v]).mean()) for v in ("forget", "retain", "test")]
+        mia = loss_attack_accuracy(torch.from_numpy(l_f[i]), torch.from_numpy(l_n[i]), seed=seed)
+        rows.append([*accs, np.nan if mia is None else mia])
+    return np.asarray(rows)
+
+
+def avg_gap(unlearned: np.ndarray, retrained: np.ndarray) -> float:
+    """Avg. Gap (points) of paired members: mean over members of the mean |unlearned − retrained| of the 4 metrics."""
+    n = min(unlearned.shape[0], retrained.shape[0])
+    return float(100 * np.nanmean(np.abs(unlearned[:n] - retrained[:n]), axis=1).mean())
+
+
 def score(unlearned: Mapping[str, np.ndarray], retrained: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
-          *, rmia_target: int = 0, seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Every statistic of one unlearned population against a retrained one (arrays: models × examples × classes)."""
+          *, rmia_target: int = 0, seed: int = 0,
+          retrained_metrics: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every statistic of one unlearned population against a retrained one (arrays: models × examples × classes).
+
+    ``retrained_metrics``: :func:`member_metrics` of ``retrained`` when already computed (it is the same for
+    every row of an audit).
+    """
     y_f = labels["forget"]
     s_u = ev.logit_scaled_confidence(unlearned["forget"], y_f)
     s_r = ev.logit_scaled_confidence(retrained["forget"], y_f)
     n = min(s_u.shape[0], s_r.shape[0])
     eps = ev.epsilons(s_u, s_r)
-    forget = ev.forget_score(eps, n)
+    points = ev.forget_points(eps, n)
+    forget = float(points.mean())
+    boot = np.random.default_rng(seed).integers(0, points.size, size=(2000, points.size))
+    ci = np.percentile(points[boot].mean(axis=1), [2.5, 97.5])
     acc = {f"{side}_{v}": _accuracy(pop[v], labels[v]) for side, pop in (("u", unlearned), ("r", retrained))
            for v in ("forget", "retain", "test")}  # fmt: skip
     identical = bool(all((unlearned[v] == unlearned[v][:1]).all() for v in VIEWS))  # the same model N times
     out: dict[str, Any] = {
         "forget_score": forget,
+        "forget_score_ci": [float(ci[0]), float(ci[1])],  # 95% bootstrap over forget examples (models fixed)
         "final_score": ev.final_score(forget, acc["u_retain"], acc["r_retain"], acc["u_test"], acc["r_test"]),
         "epsilon": ev.percentiles(eps),
         "epsilon_histogram": np.histogram(eps, bins=np.arange(0, 51, 0.5))[0].tolist(),
@@ -209,6 +248,8 @@ def score(unlearned: Mapping[str, np.ndarray], retrained: Mapping[str, np.ndarra
             for v in ("forget", "retain", "test")
         },
     }
+    ref = member_metrics(retrained, labels, seed=seed) if retrained_metrics is None else retrained_metrics
+    out["avg_gap"] = avg_gap(member_metrics(unlearned, labels, seed=seed), ref)
     out["ulira"] = None if identical else ev.ulira(s_u, s_r)
     out["rmia"] = _rmia(unlearned, retrained, labels, rmia_target, seed)
     return out
@@ -245,6 +286,11 @@ def _rmia(unlearned: Mapping[str, np.ndarray], retrained: Mapping[str, np.ndarra
             "reasons": roc["reasons"], "negatives": int(neg_idx.size), "population": int(z_idx.size)}  # fmt: skip
 
 
+def _mean_seconds(results: Sequence[Any]) -> float | None:
+    secs = [r.value["seconds"] for r in results if r.value["seconds"] is not None]
+    return float(np.mean(secs)) if secs else None
+
+
 def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple[str, Mapping[str, Any]]],
                cache_dir: str | Path, *, executor: Executor | None = None) -> dict[str, Any]:  # fmt: skip
     """Train (or load) every population of one unit and score each method, the ceiling and the floor."""
@@ -264,19 +310,28 @@ def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple
         fresh[0] += sum(not r.value["cached"] for r in results)
         return results
 
-    _, views = _unit(json.dumps(spec, sort_keys=True), audit.data_seed, audit.retain_sample)
+    scenario = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"])
+    if "memorization" in scenario.needs:  # its half-models on the executor first (cached)
+        raise_failures(executor.map(memorization_tasks(spec, audit.data_seed, cache, scenario.models)))  # type: ignore[attr-defined]
+    _, views = _unit(json.dumps(spec, sort_keys=True), audit.data_seed, audit.retain_sample, cache)
     labels = {v: views[v].labels.numpy() for v in VIEWS}
-    retrained = _stack(population("retrained"))
+    retrained_runs = population("retrained")
+    retrained = _stack(retrained_runs)
     out: dict[str, Any] = {"models": n, "protocol": audit.protocol, "data_seed": audit.data_seed,
                            "resolution": ev.resolution(n), "forget_size": int(labels["forget"].size), "rows": {},
                            "notes": []}  # fmt: skip
-    out["ceiling"] = score(_stack(population("ceiling")), retrained, labels, seed=audit.data_seed)
-    out["floor"] = score(_stack(population("original")), retrained, labels, seed=audit.data_seed)
+    ref = member_metrics(retrained, labels, seed=audit.data_seed)
+
+    def scored(pop: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return score(pop, retrained, labels, seed=audit.data_seed, retrained_metrics=ref)
+
+    out["retrain_seconds"] = _mean_seconds(retrained_runs)
+    out["ceiling"] = scored(_stack(population("ceiling")))
+    out["floor"] = scored(_stack(population("original")))
     for name, settings in methods:
         runs = population("unlearned", name, settings)
-        row = score(_stack(runs), retrained, labels, seed=audit.data_seed)
-        secs = [r.value["seconds"] for r in runs if r.value["seconds"] is not None]
-        row["seconds"] = float(np.mean(secs)) if secs else None
+        row = scored(_stack(runs))
+        row["seconds"] = _mean_seconds(runs)
         if row["identical_members"]:
             out["notes"].append(
                 f"{name}: all {n} unlearned members are identical (the method ignores its seed"

@@ -259,7 +259,11 @@ def _check_against_data(
             raise ck.fail("data", f"dataset {name!r}: {' '.join(str(exc).split()).rstrip('.')}", "correct it") from None
         for i, e in enumerate(scenarios):
             try:
-                make_scenario(e.name, **dict(e.options)).prepare(split, seed=seed)
+                sc = make_scenario(e.name, **dict(e.options))
+                if "memorization" in sc.needs:  # scores come later, from trained models: check the selection's size
+                    sc.prepare(split, seed=seed, request=sc.select([0.0] * len(split.train), seed=seed))  # type: ignore[attr-defined]
+                else:
+                    sc.prepare(split, seed=seed)
             except UnlearnkitError as exc:
                 problem = f"on {name}: {' '.join(str(exc).split()).rstrip('.')}"
                 raise ck.fail(f"scenarios[{i}].options", problem, "correct the option for this data") from None

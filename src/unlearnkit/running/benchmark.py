@@ -37,7 +37,7 @@ from unlearnkit.core.models import build_model
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
 from unlearnkit.data.scenarios import make_scenario
-from unlearnkit.data.splits import Splits, split_dataset
+from unlearnkit.data.splits import Splits
 from unlearnkit.env import environment
 from unlearnkit.errors import OutputExistsError
 from unlearnkit.evaluation.collection import collect
@@ -48,6 +48,7 @@ from unlearnkit.reporting.records import RECORDS, damaged_lines, read_records, r
 from unlearnkit.running.benchconfig import BenchConfig, Entry
 from unlearnkit.running.executor import Task, TaskResult, make_executor
 from unlearnkit.running.experiment import GAP_METRICS, original_facts, summarize_diagnostics
+from unlearnkit.running.memorization import memorization_tasks, prepare_splits
 
 PHASE_ROWS = ("original", "retrain")
 
@@ -79,17 +80,13 @@ def cell_id(spec: Mapping[str, Any], method: str, settings: Mapping[str, Any] | 
 
 
 @functools.lru_cache(maxsize=8)
-def _splits(spec_json: str, seed: int) -> Splits:
-    spec = json.loads(spec_json)
-    ds = cached_dataset(spec["dataset"], spec["data_dir"])
-    split = split_dataset(ds, seed=seed, holdout_fraction=spec["holdout_fraction"], train_size=spec["train_size"])
-    scenario = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"])
-    return scenario.prepare(split, seed=seed)
+def _splits(spec_json: str, seed: int, cache_dir: str) -> Splits:
+    return prepare_splits(json.loads(spec_json), seed, cache_dir)
 
 
-def _model_key(spec: Mapping[str, Any], seed: int, which: str) -> str:
+def _model_key(spec: Mapping[str, Any], seed: int, which: str, cache_dir: str) -> str:
     ds = cached_dataset(spec["dataset"], spec["data_dir"])
-    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    splits = _splits(json.dumps(spec, sort_keys=True), seed, cache_dir)
     ident = {k: spec[k] for k in ("holdout_fraction", "train_size", "model", "scenario", "train")}
     return _digest({"dataset": ds.content_hash, **ident, "forget": splits.request_hash(), "seed": seed, "which": which})
 
@@ -100,7 +97,7 @@ def _build(spec: Mapping[str, Any], seed: int) -> torch.nn.Module:
 
 
 def _model_path(cache_dir: str, spec: Mapping[str, Any], seed: int, which: str) -> Path:
-    return Path(cache_dir) / "models" / f"{_model_key(spec, seed, which)}.safetensors"
+    return Path(cache_dir) / "models" / f"{_model_key(spec, seed, which, cache_dir)}.safetensors"
 
 
 def _load_model(cache_dir: str, spec: Mapping[str, Any], seed: int, which: str) -> tuple[torch.nn.Module, float] | None:
@@ -151,7 +148,7 @@ def reference_models(
 
     Returns (original, reference, original seconds, reference seconds, original cached, reference cached).
     """
-    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    splits = _splits(json.dumps(spec, sort_keys=True), seed, cache_dir)
     recipe = TrainConfig.from_dict(spec["train"])
 
     def train_original() -> tuple[torch.nn.Module, float]:
@@ -218,7 +215,7 @@ def forgetting_rates(oracle: Mapping[str, Any], model: torch.nn.Module, splits: 
 
 def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str, Any]:
     """Task: the original and the retrained reference of one unit (cached), evaluated."""
-    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    splits = _splits(json.dumps(spec, sort_keys=True), seed, cache_dir)
     original, reference, orig_s, ref_s, orig_cached, ref_cached = reference_models(spec, seed, cache_dir)
     collected = collect(original, splits)  # once: the metrics and the memorisation facts read the same outputs
     orig_m, ref_m = evaluate(collected, spec["metrics"], seed=seed), _evaluate(reference, splits, spec, seed)
@@ -247,7 +244,7 @@ def method_cell(
         raise RuntimeError("the original or the retrained reference of this cell is missing (its reference row failed)")
     ref = json.loads(ref_path.read_text())
     original = loaded[0]
-    splits = _splits(json.dumps(spec, sort_keys=True), seed)
+    splits = _splits(json.dumps(spec, sort_keys=True), seed, cache_dir)
     recipe = TrainConfig.from_dict(spec["train"])
     outcome = make_method(method, **settings).unlearn(original, splits, seed=seed, recipe=recipe)
     m = _evaluate(outcome.model, splits, spec, seed)
@@ -323,6 +320,7 @@ def run_benchmark(
             say(f"resume: {len(bad)} damaged line(s) in {RECORDS} (line {', '.join(map(str, bad[:5]))}); they rerun")
     done = {(r["cell"], r["seed"]) for r in read_records(out) if r.get("status") == "ok"}
 
+    memo_tasks: list[Task] = []  # memorisation half-models of scenarios that need them (cached; phase 0)
     ref_tasks: list[Task] = []
     cell_tasks: list[Task] = []
     ident: dict[str, tuple[dict[str, Any], int, str | None, dict[str, Any]]] = {}
@@ -330,6 +328,9 @@ def run_benchmark(
         spec = unit_spec(config, d, m, s)
         for seed in config.seeds:
             ids = [cell_id(spec, w) for w in PHASE_ROWS]
+            scenario = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"])
+            if "memorization" in scenario.needs:
+                memo_tasks += memorization_tasks(spec, seed, cache, scenario.models)  # type: ignore[attr-defined]
             if any((i, seed) not in done for i in ids):
                 key = f"ref|{ids[0]}|{seed}"
                 ref_tasks.append(Task(key, reference_unit, {"spec": spec, "seed": seed, "cache_dir": cache}))
@@ -394,6 +395,9 @@ def run_benchmark(
         ex_options["time_limit"] = config.cell_time_limit
     try:
         with make_executor(str(config.executor["name"]), **ex_options) as executor:
+            if memo_tasks:  # a failed one is retried inside the reference task, whose row then records the error
+                say(f"{config.name}: {len(memo_tasks)} memorisation half-models (cached once trained)")
+                executor.map(memo_tasks)
             executor.map(ref_tasks, on_result=on_ref)
             executor.map(cell_tasks, on_result=on_cell)
     finally:

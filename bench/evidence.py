@@ -1,0 +1,255 @@
+"""Per-example evidence over model populations (the competition's F, U-LiRA, RMIA, KLoM) on the shipped benchmarks.
+
+    python bench/evidence.py                  # resumable: writes docs/results/evidence.md (+ .json)
+    python bench/evidence.py --render-only    # re-render from docs/results/evidence.json
+
+Three audits (``unlearnkit audit``'s machinery, protocol ``per_original``), one
+per benchmark file, every population cached by content under
+``runs/evidence-cache`` — a killed run resumes from it without training any
+member twice, and the page states the compute time summed over every run that
+contributed:
+
+* ``mnist_random10`` at N = 64 models per population, every method the file runs;
+* ``mnist_class`` and ``mnist_memorized`` at N = 32, restricted to the methods
+  whose first unlearning run (member 0, which the audit keeps) took under 10 s;
+  the others are listed with that time.
+
+Each unit also trains a second retrained population (the ceiling: what perfect
+unlearning scores at this N) and scores the N originals as an unlearned one
+(the floor: doing nothing). Nothing here is tuned: methods run with the
+settings of their benchmark file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _results import results_parser
+from unlearnkit.env import environment
+from unlearnkit.files import clean_json, write_text_atomic
+from unlearnkit.reporting import plots
+from unlearnkit.reporting.tables import markdown_table
+from unlearnkit.running.audit import AuditConfig, audit_unit, member_task
+from unlearnkit.running.benchconfig import load_config
+from unlearnkit.running.benchmark import unit_spec
+from unlearnkit.running.executor import make_executor
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "results" / "evidence.md"
+COMMAND = "python bench/evidence.py"
+CACHE = ROOT / "runs" / "evidence-cache"
+#: (benchmark file, N, seconds limit per unlearning call or None for every method)
+UNITS = (("mnist_random10", 64, None), ("mnist_class", 32, 10.0), ("mnist_memorized", 32, 10.0))
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: dict[str, float],
+             smoke: bool) -> dict[str, Any]:  # fmt: skip
+    config = load_config(ROOT / "benchmarks" / f"{name}.toml")
+    scenario = config.scenarios[0]
+    spec = unit_spec(config, config.datasets[0], config.models[0], scenario)
+    audit = AuditConfig(models=n)
+    methods = [(m.name, dict(m.options)) for s, m in config.pairs() if s == scenario]
+    if smoke:
+        methods = methods[:2]
+    start = time.perf_counter()
+    probes: dict[str, float | None] = {}
+    left_out: dict[str, float] = {}
+    if limit is not None:  # member 0 of each method is part of its population: probing it wastes nothing
+        for method, settings in methods:
+            got = member_task(spec, vars(audit), "unlearned", 0, str(cache), method=method, settings=settings)
+            probes[method] = got["seconds"]
+            if got["seconds"] is not None and got["seconds"] > limit:
+                left_out[method] = got["seconds"]
+        methods = [m for m in methods if m[0] not in left_out]
+    ex = dict(config.executor)
+    kind = str(ex.pop("name", "local"))
+    ex.pop("cell_time_limit", None)
+    with make_executor(kind, **ex) as executor:
+        result = audit_unit(spec, audit, methods, cache, executor=executor)
+    spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+    say(f"{name}: {result['computed']} members computed in this run; {spent[name] / 60:.1f} min in all")
+    return {"benchmark": name, "description": config.description, "limit_seconds": limit, "probe_seconds": probes,
+            "left_out": left_out, **result, "compute_seconds": spent[name]}  # fmt: skip
+
+
+def main() -> None:
+    ap = results_parser(__doc__, PAGE, "N = 4 and two methods per unit: check the script end to end")
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    args = ap.parse_args()
+    json_path = args.out.with_suffix(".json")
+    if args.render_only:
+        write_text_atomic(args.out, render(json.loads(json_path.read_text()), args.out.parent / "img"))
+        return
+    progress = args.out.with_suffix(".partial.json")  # compute seconds of earlier (interrupted) runs
+    spent: dict[str, float] = json.loads(progress.read_text()) if progress.exists() else {}
+    record: dict[str, Any] = {"env": environment(), "units": []}
+    for name, n, limit in UNITS:
+        try:
+            record["units"].append(run_unit(name, 4 if args.smoke else n, limit, args.cache, spent, args.smoke))
+        finally:
+            write_text_atomic(progress, json.dumps(spent))
+    record["compute_seconds"] = sum(u["compute_seconds"] for u in record["units"])
+    write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
+    record["smoke"] = args.smoke
+    write_text_atomic(args.out, render(record, args.out.parent / "img", smoke=args.smoke))
+    say(f"wrote {args.out}")
+
+
+def f3(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def f2(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def _rows(unit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    methods = sorted(unit["rows"].items(), key=lambda kv: -kv[1]["forget_score"])
+    return [("ceiling (2nd retrained population)", unit["ceiling"]), *[(f"`{k}`", v) for k, v in methods],
+            ("floor (originals: doing nothing)", unit["floor"])]  # fmt: skip
+
+
+def _table(unit: dict[str, Any]) -> str:
+    head = ["row", "F [95% CI]", "final", "U-LiRA acc", "U-LiRA AUC", "RMIA AUC (shipped)",
+            "KLoM forget mean / p50 / p95 / p99", "KLoM retain mean", "KLoM test mean", "Avg. Gap (pts)",
+            "seconds"]  # fmt: skip
+    rows = []
+    for label, r in _rows(unit):
+        ul = r.get("ulira") or {}
+        kf = r["klom"]["forget"]
+        lo, hi = r["forget_score_ci"]
+        secs = unit["retrain_seconds"] if label.startswith("ceiling") else r.get("seconds")
+        rows.append([label, f"{r['forget_score']:.3f} [{lo:.3f}, {hi:.3f}]", f3(r["final_score"]),
+                     f3(ul.get("balanced_accuracy")), f3(ul.get("auc")), f3(r["rmia"].get("auc")),
+                     f"{kf['mean']:.2f} / {kf['median']:.2f} / {kf['p95']:.2f} / {kf['p99']:.2f}",
+                     f2(r["klom"]["retain"]["mean"]), f2(r["klom"]["test"]["mean"]), f2(r["avg_gap"]),
+                     f2(secs)])  # fmt: skip
+    return markdown_table(head, rows)
+
+
+def _rank_agreement(unit: dict[str, Any]) -> tuple[float | None, list[str]]:
+    """Spearman ρ between the ranking by Avg. Gap (low is good) and by F (high is good); the disagreements."""
+    from scipy.stats import spearmanr
+
+    names = list(unit["rows"])
+    if len(names) < 3:
+        return None, []
+    gap = np.array([unit["rows"][m]["avg_gap"] for m in names])
+    f = np.array([unit["rows"][m]["forget_score"] for m in names])
+    rho = float(spearmanr(-gap, f).statistic)
+    half = len(names) / 2
+    by_gap = {m: i for i, m in enumerate(sorted(names, key=lambda m: unit["rows"][m]["avg_gap"]))}
+    by_f = {m: i for i, m in enumerate(sorted(names, key=lambda m: -unit["rows"][m]["forget_score"]))}
+    odd = [m for m in names if by_gap[m] < half <= by_f[m]]  # better half by Avg. Gap, worse half by F
+    return rho, odd
+
+
+def _buckets_figure(unit: dict[str, Any], stem: str, img: Path) -> str:
+    """Share of forget examples in each of F's ε buckets, per row: what F reads."""
+    top = unit["resolution"]
+    edges = np.arange(0, top + 0.5, 0.5)
+    labels = [f"{a:g}–{b:g}" for a, b in itertools.pairwise(edges)] + [f"≥{top:g}"]
+    series = []
+    for label, r in _rows(unit):
+        hist = np.asarray(r["epsilon_histogram"], dtype=float)  # 100 bins of width 0.5 over [0, 50]
+        k = len(edges) - 1
+        shares = [*(hist[:k] / hist.sum()).tolist(), float(hist[k:].sum() / hist.sum())]
+        series.append((label.strip("`").split(" (")[0], shares))
+    fig = plots.grouped_bars(labels, series, xlabel="per-example ε bucket (points 1, 1/2, 1/4, …; 0 in the last)",
+                             ylabel="forget examples %", title=f"{unit['benchmark']}: per-example ε, N = "
+                             f"{unit['models']}")  # fmt: skip
+    img.mkdir(parents=True, exist_ok=True)
+    path = img / f"evidence_{stem}_epsilon.png"
+    path.write_bytes(plots.png(fig))
+    return f"![per-example ε buckets, {unit['benchmark']}](img/{path.name})"
+
+
+def _roc_figure(unit: dict[str, Any], stem: str, img: Path) -> str:
+    series = []
+    grid: list[float] = []
+    for label, r in _rows(unit):
+        if r.get("ulira"):
+            grid = r["ulira"]["roc"]["fpr"]
+            name = label.strip("`").split(" (")[0]
+            series.append(({"ceiling": "retrain", "floor": "original"}.get(name, name), r["ulira"]["roc"]["tpr"]))
+    fig = plots.roc_curves(grid, series, title=f"{unit['benchmark']}: U-LiRA over (example, model) pairs")
+    path = img / f"evidence_{stem}_ulira_roc.png"
+    path.write_bytes(plots.png(fig))
+    return f"![U-LiRA ROC, {unit['benchmark']}](img/{path.name})"
+
+
+def render(record: dict[str, Any], img: Path, *, smoke: bool = False) -> str:
+    total = record["compute_seconds"]
+    env = record["env"]
+    out = [
+        "# Evidence over model populations: the competition's F, U-LiRA, RMIA and KLoM on the shipped benchmarks",
+        "",
+        f"Generated by `{COMMAND}` (resumable: it continues from its cache `runs/evidence-cache`); total compute "
+        f"{total / 60:.0f} min on {env.get('cpu_count', '?')} CPU cores, summed over the runs that contributed. "
+        "Definitions, directions and costs: [docs/evidence.md](../evidence.md).",
+        "",
+        "Protocol `per_original`: N originals, each trained with its own seed and unlearned once with its own seed, "
+        "against N models retrained from scratch on the retain set. The **ceiling** is a second, independent "
+        "retrained population scored against the first (what perfect unlearning scores at this N); the **floor** "
+        "scores the N originals as the unlearned population (doing nothing). A method is read between the two. "
+        "F's 95% interval resamples the forget examples with the models fixed; the ceiling and the floor say what "
+        "the sampling of models does. RMIA attacks one shipped model: unlearned member 0 (for the ceiling, "
+        "retrained member 0 of the second population; for the floor, original 0), with the retrained population as "
+        "its reference models.",
+        "",
+    ]
+    if smoke:
+        out += ["**Smoke run (N = 4, two methods): not a result.**", ""]
+    for unit in record["units"]:
+        stem = unit["benchmark"]
+        rho, odd = _rank_agreement(unit)
+        ceiling, floor = unit["ceiling"]["forget_score"], unit["floor"]["forget_score"]
+        out += [f"## `{stem}`", "", unit["description"], "",
+                f"N = {unit['models']} models per population, {unit['forget_size']} forget examples; at this N no ε "
+                f"above {unit['resolution']:g} can be told apart (the last bucket). Compute "
+                f"{unit['compute_seconds'] / 60:.0f} min. Rows sorted by F (higher is closer to retraining); "
+                f"seconds are per unlearning call (the ceiling row: per retraining).", "",
+                _table(unit), ""]  # fmt: skip
+        between = [m for m, r in unit["rows"].items() if floor < r["forget_score"] < ceiling]
+        above = [m for m, r in unit["rows"].items() if r["forget_score"] >= ceiling]
+        below = [m for m, r in unit["rows"].items() if r["forget_score"] <= floor]
+        facts = [f"- Ceiling F {ceiling:.3f}, floor F {floor:.3f}: "
+                 + ("the two are apart, so F can separate a method from doing nothing at this N."
+                    if unit["ceiling"]["forget_score_ci"][0] > unit["floor"]["forget_score_ci"][1]
+                    else "their intervals overlap: at this N, F cannot tell perfect unlearning "
+                         "from doing nothing.")]  # fmt: skip
+        if above:
+            facts.append(f"- At or above the ceiling (indistinguishable from retraining at this N): "
+                         f"{', '.join(f'`{m}`' for m in above)}.")  # fmt: skip
+        if between:
+            facts.append(f"- Between floor and ceiling: {', '.join(f'`{m}`' for m in between)}.")
+        if below:
+            facts.append(f"- At or below the floor (no better than doing nothing by F): "
+                         f"{', '.join(f'`{m}`' for m in below)}.")  # fmt: skip
+        if rho is not None:
+            facts.append(f"- Avg. Gap and F rank the {len(unit['rows'])} methods with Spearman ρ = {rho:.2f} "
+                         "(1: the same order). "
+                         + (f"Better half by Avg. Gap but worse half by F: {', '.join(f'`{m}`' for m in odd)}."
+                            if odd else "No method is in the better half by Avg. Gap and the worse half "
+                            "by F."))  # fmt: skip
+        if unit["left_out"]:
+            facts.append("- Left out (first unlearning call over the 10 s limit): "
+                         + ", ".join(f"`{m}` ({s:.1f} s)" for m, s in unit["left_out"].items()) + ".")  # fmt: skip
+        facts += [f"- {note}" for note in unit["notes"]]
+        out += [*facts, "", _buckets_figure(unit, stem, img), "", _roc_figure(unit, stem, img), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    main()
