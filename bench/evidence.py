@@ -22,7 +22,6 @@ settings of their benchmark file.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import time
@@ -35,8 +34,9 @@ from _results import results_parser
 from unlearnkit.env import environment
 from unlearnkit.files import clean_json, write_text_atomic
 from unlearnkit.reporting import plots
+from unlearnkit.reporting.report import evidence_figures, evidence_table
 from unlearnkit.reporting.tables import markdown_table
-from unlearnkit.running.audit import AuditConfig, audit_unit, member_task
+from unlearnkit.running.audit import AuditConfig, audit_unit
 from unlearnkit.running.benchconfig import load_config
 from unlearnkit.running.benchmark import unit_spec
 from unlearnkit.running.executor import make_executor
@@ -58,20 +58,11 @@ def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: dict[st
     config = load_config(ROOT / "benchmarks" / f"{name}.toml")
     scenario = config.scenarios[0]
     spec = unit_spec(config, config.datasets[0], config.models[0], scenario)
-    audit = AuditConfig(models=n)
+    audit = AuditConfig(models=n, max_seconds=limit)
     methods = [(m.name, dict(m.options)) for s, m in config.pairs() if s == scenario]
     if smoke:
         methods = methods[:2]
     start = time.perf_counter()
-    probes: dict[str, float | None] = {}
-    left_out: dict[str, float] = {}
-    if limit is not None:  # member 0 of each method is part of its population: probing it wastes nothing
-        for method, settings in methods:
-            got = member_task(spec, vars(audit), "unlearned", 0, str(cache), method=method, settings=settings)
-            probes[method] = got["seconds"]
-            if got["seconds"] is not None and got["seconds"] > limit:
-                left_out[method] = got["seconds"]
-        methods = [m for m in methods if m[0] not in left_out]
     ex = dict(config.executor)
     kind = str(ex.pop("name", "local"))
     ex.pop("cell_time_limit", None)
@@ -79,8 +70,9 @@ def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: dict[st
         result = audit_unit(spec, audit, methods, cache, executor=executor)
     spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
     say(f"{name}: {result['computed']} members computed in this run; {spent[name] / 60:.1f} min in all")
-    return {"benchmark": name, "description": config.description, "limit_seconds": limit, "probe_seconds": probes,
-            "left_out": left_out, **result, "compute_seconds": spent[name]}  # fmt: skip
+    return {"benchmark": name, "unit": f"{spec['dataset']}/{spec['model']['name']}/{scenario.name}",
+            "description": config.description, "limit_seconds": limit, **result,
+            "compute_seconds": spent[name]}  # fmt: skip
 
 
 def main() -> None:
@@ -106,38 +98,6 @@ def main() -> None:
     say(f"wrote {args.out}")
 
 
-def f3(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3f}"
-
-
-def f2(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2f}"
-
-
-def _rows(unit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    methods = sorted(unit["rows"].items(), key=lambda kv: -kv[1]["forget_score"])
-    return [("ceiling (2nd retrained population)", unit["ceiling"]), *[(f"`{k}`", v) for k, v in methods],
-            ("floor (originals: doing nothing)", unit["floor"])]  # fmt: skip
-
-
-def _table(unit: dict[str, Any]) -> str:
-    head = ["row", "F [95% CI]", "final", "U-LiRA acc", "U-LiRA AUC", "RMIA AUC (shipped)",
-            "KLoM forget mean / p50 / p95 / p99", "KLoM retain mean", "KLoM test mean", "Avg. Gap (pts)",
-            "seconds"]  # fmt: skip
-    rows = []
-    for label, r in _rows(unit):
-        ul = r.get("ulira") or {}
-        kf = r["klom"]["forget"]
-        lo, hi = r["forget_score_ci"]
-        secs = unit["retrain_seconds"] if label.startswith("ceiling") else r.get("seconds")
-        rows.append([label, f"{r['forget_score']:.3f} [{lo:.3f}, {hi:.3f}]", f3(r["final_score"]),
-                     f3(ul.get("balanced_accuracy")), f3(ul.get("auc")), f3(r["rmia"].get("auc")),
-                     f"{kf['mean']:.2f} / {kf['median']:.2f} / {kf['p95']:.2f} / {kf['p99']:.2f}",
-                     f2(r["klom"]["retain"]["mean"]), f2(r["klom"]["test"]["mean"]), f2(r["avg_gap"]),
-                     f2(secs)])  # fmt: skip
-    return markdown_table(head, rows)
-
-
 def _rank_agreement(unit: dict[str, Any]) -> tuple[float | None, list[str]]:
     """Spearman ρ between the ranking by Avg. Gap (low is good) and by F (high is good); the disagreements."""
     from scipy.stats import spearmanr
@@ -155,38 +115,14 @@ def _rank_agreement(unit: dict[str, Any]) -> tuple[float | None, list[str]]:
     return rho, odd
 
 
-def _buckets_figure(unit: dict[str, Any], stem: str, img: Path) -> str:
-    """Share of forget examples in each of F's ε buckets, per row: what F reads."""
-    top = unit["resolution"]
-    edges = np.arange(0, top + 0.5, 0.5)
-    labels = [f"{a:g}–{b:g}" for a, b in itertools.pairwise(edges)] + [f"≥{top:g}"]
-    series = []
-    for label, r in _rows(unit):
-        hist = np.asarray(r["epsilon_histogram"], dtype=float)  # 100 bins of width 0.5 over [0, 50]
-        k = len(edges) - 1
-        shares = [*(hist[:k] / hist.sum()).tolist(), float(hist[k:].sum() / hist.sum())]
-        series.append((label.strip("`").split(" (")[0], shares))
-    fig = plots.grouped_bars(labels, series, xlabel="per-example ε bucket (points 1, 1/2, 1/4, …; 0 in the last)",
-                             ylabel="forget examples %", title=f"{unit['benchmark']}: per-example ε, N = "
-                             f"{unit['models']}")  # fmt: skip
+def _figures(unit: dict[str, Any], stem: str, img: Path) -> list[str]:
     img.mkdir(parents=True, exist_ok=True)
-    path = img / f"evidence_{stem}_epsilon.png"
-    path.write_bytes(plots.png(fig))
-    return f"![per-example ε buckets, {unit['benchmark']}](img/{path.name})"
-
-
-def _roc_figure(unit: dict[str, Any], stem: str, img: Path) -> str:
-    series = []
-    grid: list[float] = []
-    for label, r in _rows(unit):
-        if r.get("ulira"):
-            grid = r["ulira"]["roc"]["fpr"]
-            name = label.strip("`").split(" (")[0]
-            series.append(({"ceiling": "retrain", "floor": "original"}.get(name, name), r["ulira"]["roc"]["tpr"]))
-    fig = plots.roc_curves(grid, series, title=f"{unit['benchmark']}: U-LiRA over (example, model) pairs")
-    path = img / f"evidence_{stem}_ulira_roc.png"
-    path.write_bytes(plots.png(fig))
-    return f"![U-LiRA ROC, {unit['benchmark']}](img/{path.name})"
+    out = []
+    for (fig, caption), kind in zip(evidence_figures(unit, unit["benchmark"]), ("epsilon", "ulira_roc"), strict=True):
+        path = img / f"evidence_{stem}_{kind}.png"
+        path.write_bytes(plots.png(fig))
+        out += [f"![{kind}, {unit['benchmark']}](img/{path.name})", "", f"*{caption}*", ""]
+    return out
 
 
 def render(record: dict[str, Any], img: Path, *, smoke: bool = False) -> str:
@@ -220,7 +156,7 @@ def render(record: dict[str, Any], img: Path, *, smoke: bool = False) -> str:
                 f"above {unit['resolution']:g} can be told apart (the last bucket). Compute "
                 f"{unit['compute_seconds'] / 60:.0f} min. Rows sorted by F (higher is closer to retraining); "
                 f"seconds are per unlearning call (the ceiling row: per retraining).", "",
-                _table(unit), ""]  # fmt: skip
+                markdown_table(*evidence_table(unit)), ""]  # fmt: skip
         between = [m for m, r in unit["rows"].items() if floor < r["forget_score"] < ceiling]
         above = [m for m, r in unit["rows"].items() if r["forget_score"] >= ceiling]
         below = [m for m, r in unit["rows"].items() if r["forget_score"] <= floor]
@@ -244,10 +180,10 @@ def render(record: dict[str, Any], img: Path, *, smoke: bool = False) -> str:
                             if odd else "No method is in the better half by Avg. Gap and the worse half "
                             "by F."))  # fmt: skip
         if unit["left_out"]:
-            facts.append("- Left out (first unlearning call over the 10 s limit): "
+            facts.append(f"- Left out (first unlearning call over the {unit['limit_seconds']:g} s limit): "
                          + ", ".join(f"`{m}` ({s:.1f} s)" for m, s in unit["left_out"].items()) + ".")  # fmt: skip
         facts += [f"- {note}" for note in unit["notes"]]
-        out += [*facts, "", _buckets_figure(unit, stem, img), "", _roc_figure(unit, stem, img), ""]
+        out += [*facts, "", *_figures(unit, stem, img)]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -97,7 +97,8 @@ models = {models}
 def test_benchmark_files_take_an_audit_table(tmp_path):
     path = tmp_path / "a.toml"
     path.write_text(TOML.format(models=6))
-    assert load_config(path).audit == {"models": 6, "protocol": "per_original", "data_seed": 0, "retain_sample": 2000}
+    assert load_config(path).audit == {"models": 6, "protocol": "per_original", "data_seed": 0, "retain_sample": 2000,
+                                       "max_seconds": None}  # fmt: skip
     path.write_text(TOML.format(models=1))
     with pytest.raises(BenchConfigError, match="key 'audit': The 'models' parameter of an audit must be an int >= 4"):
         load_config(path)
@@ -146,3 +147,85 @@ def test_audit_rows_carry_avg_gap_and_the_ulira_roc(tmp_path):
     roc = row["ulira"]["roc"]
     assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and roc["tpr"][-1] == 1.0
     assert all(a <= b for a, b in zip(roc["tpr"], roc["tpr"][1:], strict=False))  # a ROC curve never falls
+
+
+@pytest.fixture(scope="module")
+def bench_with_audit(tmp_path_factory):
+    from unlearnkit.cli import main
+
+    root = tmp_path_factory.mktemp("bench_audit")
+    path = root / "a.toml"
+    path.write_text(TOML.format(models=4))
+    out = root / "run"
+    assert main(["bench", str(path), "--out", str(out), "--executor", "local", "--report", "--no-progress"]) == 0
+    return out
+
+
+def _md_rows(md: str, title: str) -> list[list[str]]:
+    block = md.split(f"## {title}\n", 1)[1].strip().split("\n\n", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
+
+
+def test_bench_runs_the_audit_table_and_the_report_shows_f_next_to_avg_gap(bench_with_audit):
+    audit = json.loads((bench_with_audit / "audit.json").read_text())
+    unit = audit["units"][0]
+    assert unit["unit"] == "digits/mlp/random" and set(unit["rows"]) == {"finetune", "neggrad"}
+    md = (bench_with_audit / "report.md").read_text()
+    rows = _md_rows(md, "digits / mlp / random")
+    assert rows[0][0] == "retrain" and rows[-1][0] == "original (no unlearning)"
+    by = {r[0]: r for r in rows}
+    assert by["retrain"][1] == f"{unit['ceiling']['forget_score']:.3f}"  # the ceiling on the retrain row
+    assert by["original (no unlearning)"][1] == f"{unit['floor']['forget_score']:.3f}"  # the floor on the original's
+    for m in ("finetune", "neggrad"):
+        r = unit["rows"][m]
+        assert by[m][1] == f"{r['forget_score']:.3f}" and by[m][2] == f"{r['final_score']:.3f}"
+    middle = [r[0] for r in rows[1:-1]]
+    assert middle == sorted(middle, key=lambda m: -unit["rows"][m]["forget_score"])
+    assert "## Evidence over model populations" in md and "ceiling (2nd retrained population)" in md
+
+
+def test_the_leaderboard_sorts_by_f_not_by_avg_gap_when_an_audit_is_there(bench_with_audit):
+    from unlearnkit.reporting.records import read_records
+    from unlearnkit.reporting.report import leaderboard, summarize
+
+    summary = summarize(read_records(bench_with_audit))
+    audit = json.loads((bench_with_audit / "audit.json").read_text())
+    gaps = {c["method"]: c["avg_gap"]["mean"] for c in summary}
+    by_gap = sorted(("finetune", "neggrad"), key=lambda m: gaps[m])
+    rows = audit["units"][0]["rows"]
+    rows[by_gap[0]]["forget_score"], rows[by_gap[1]]["forget_score"] = 0.1, 0.9  # F now disagrees with Avg. Gap
+    (_, header, table, _), = leaderboard(summary, (), audit)
+    assert header[1] == "F ↑" and [r[0] for r in table][1:3] == [by_gap[1], by_gap[0]]
+    (_, header, table, _), = leaderboard(summary, (), None)  # without an audit: by Avg. Gap, no F column
+    assert header[1].startswith("Avg. Gap") and [r[0] for r in table][1:3] == by_gap
+
+
+def test_report_of_an_audit_folder_in_headless_chromium(tmp_path, bench_with_audit):
+    import shutil
+
+    from unlearnkit.cli import main
+
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    shutil.copy(bench_with_audit / "audit.json", folder / "audit.json")  # an `unlearnkit audit` folder
+    assert main(["report", str(folder)]) == 0
+    md = (folder / "report.md").read_text()
+    assert md.startswith("# Audit: tiny_audit") and "`finetune`" not in md and "| finetune |" in md
+    from test_bench import _chromium
+
+    browser = _chromium()
+    try:
+        browser.get((folder / "report.html").as_uri())
+        assert browser.title == "tiny_audit — unlearnkit audit"
+        marks = browser.execute_script(
+            "return Array.from(document.querySelectorAll('figure svg')).map(e => {"
+            "const r = e.getBoundingClientRect(); return [r.width, r.height,"
+            " Array.from(e.querySelectorAll('[id^=series-]')).map(g => g.id)]; })"
+        )
+    finally:
+        browser.quit()
+    assert len(marks) == 2 and all(w > 100 and h > 100 for w, h, _ in marks)
+    bars, roc = (set(m) for _, _, m in marks)
+    names = {"series-ceiling", "series-finetune", "series-neggrad", "series-floor"}
+    assert {b.split("-eps-")[0] for b in bars} == names
+    assert roc == {"series-retrain", "series-finetune", "series-neggrad", "series-original"}

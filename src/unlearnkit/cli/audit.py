@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from typing import Any
 
 from unlearnkit.cli import common
@@ -27,16 +25,11 @@ def add_audit(sub: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from dataclasses import replace
     from pathlib import Path
 
-    from unlearnkit.env import environment
-    from unlearnkit.errors import ParameterError
-    from unlearnkit.files import check_writable_dir, clean_json, write_json_atomic
-    from unlearnkit.running.audit import AuditConfig, audit_unit
+    from unlearnkit.files import check_writable_dir
+    from unlearnkit.running.audit import AUDIT_FILE, AuditConfig, run_audit
     from unlearnkit.running.benchconfig import load_config
-    from unlearnkit.running.benchmark import unit_spec
-    from unlearnkit.running.executor import make_executor
 
     config = load_config(args.config)
     table = dict(config.audit or {})
@@ -45,44 +38,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.protocol is not None:
         table["protocol"] = args.protocol
     audit = AuditConfig(**table)
-    names = [m.name for m in config.methods]
-    chosen = names if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in names]
-    if unknown:
-        raise ParameterError(
-            f"The '--methods' parameter must name methods of {args.config} ({', '.join(names)}); "
-            f"got {', '.join(unknown)}."
-        )
+    chosen = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     common.check_out_folder(args.out)
     common.check_out_folder(args.cache, "--cache")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # an existing folder is reused: the cache makes a rerun resume
     check_writable_dir(out, param="--out", what="the audit")
-    cache = Path(args.cache) if args.cache else out / "cache"
-    executor_cfg = dict(config.executor)
-    if args.executor is not None:
-        executor_cfg["name"] = args.executor
-    name = executor_cfg.pop("name", "local")
-    executor_cfg.pop("cell_time_limit", None)
-    start = time.perf_counter()
-    units = []
-    with make_executor(name, **executor_cfg) as executor:
-        for dataset in config.datasets:
-            for model in config.models:
-                for scenario in config.scenarios:
-                    spec = unit_spec(config, dataset, model, scenario)
-                    skip = {(s.scenario, s.method) for s in config.skipped}
-                    methods = [(m.name, dict(m.options)) for m in config.methods
-                               if m.name in chosen and (scenario.name, m.name) not in skip]  # fmt: skip
-                    result = audit_unit(spec, audit, methods, cache, executor=executor)
-                    label = f"{dataset}/{model.name}/{scenario.name}"
-                    units.append({"unit": label, **result})
-                    _print(units[-1])
-    record = {"config": replace(config, methods=tuple(m for m in config.methods if m.name in chosen)).to_dict(),
-              "audit": vars(audit), "units": units, "seconds": time.perf_counter() - start,
-              "env": environment()}  # fmt: skip
-    write_json_atomic(out / "audit.json", json.loads(json.dumps(clean_json(record))))
-    print(f"wrote {out / 'audit.json'} ({record['seconds']:.0f} s)")
+    record = run_audit(config, out, audit, methods=chosen, cache_dir=args.cache, executor=args.executor,
+                       on_unit=print_unit)  # fmt: skip
+    print(f"wrote {out / AUDIT_FILE} ({record['seconds']:.0f} s)")
     return 0
 
 
@@ -90,7 +54,8 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _print(unit: dict[str, Any]) -> None:
+def print_unit(unit: dict[str, Any]) -> None:
+    """One unit's evidence as a table on stdout (ceiling first, floor last)."""
     print(f"{unit['unit']}: N = {unit['models']} per population ({unit['protocol']}), {unit['forget_size']} forget "
           f"samples; no ε above {unit['resolution']:.0f} can be told apart at this N")  # fmt: skip
     head = f"  {'':<22} {'F':>6} {'final':>6} {'U-LiRA acc':>10} {'RMIA AUC':>9} {'KLoM forget':>11} {'seconds':>8}"
@@ -103,3 +68,5 @@ def _print(unit: dict[str, Any]) -> None:
               f"{_fmt(r.get('seconds'), 2):>8}")  # fmt: skip
     for note in unit["notes"]:
         print(f"  note: {note}")
+    for name, secs in unit.get("left_out", {}).items():
+        print(f"  left out: {name} (its first run took {secs:.1f} s, over the audit's max_seconds)")

@@ -22,6 +22,7 @@ def add_bench(sub: Any) -> None:
     p.add_argument("--seeds", default=None, help="override the file's seeds, e.g. 0,1")
     p.add_argument("--executor", default=None, help="override the file's executor: local or ray")
     p.add_argument("--report", action="store_true", help="also write report.md and report.html into --out")
+    p.add_argument("--no-audit", action="store_true", help="skip the file's [audit] table (populations, F, U-LiRA)")
     p.add_argument(
         "--settings",
         action="append",
@@ -89,6 +90,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{config.name}: {len(run.records)} rows in {args.out}: {len(run.records) - len(errors)} done, "
         f"{len(errors)} failed, in {time.perf_counter() - start:.1f}s"
     )
+    if config.audit is not None and not args.no_audit:  # after the method cells; its populations resume from the cache
+        from unlearnkit.cli.audit import print_unit
+        from unlearnkit.running.audit import AUDIT_FILE, AuditConfig, run_audit
+
+        common.say(f"{config.name}: audit with N = {config.audit['models']} models per population "
+                   "(skip it with --no-audit)")  # fmt: skip
+        run_audit(config, args.out, AuditConfig(**config.audit), cache_dir=args.cache, executor=args.executor,
+                  on_unit=print_unit)  # fmt: skip
+        print(f"wrote {Path(args.out) / AUDIT_FILE}")
     if args.report:
         from unlearnkit.reporting.report import write_report
 
@@ -189,10 +199,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from unlearnkit.reporting.report import write_report
 
     common.check_out_folder(args.out)
-    if not (Path(args.run_dir) / "run.json").is_file():
+    folder = Path(args.run_dir)
+    if not (folder / "run.json").is_file() and not (folder / "audit.json").is_file():
         raise ParameterError(
-            "The 'RUN_DIR' parameter must be a folder written by unlearnkit bench (with run.json); "
-            f"got {args.run_dir!r}."
+            "The 'RUN_DIR' parameter must be a folder written by unlearnkit bench (with run.json) or by "
+            f"unlearnkit audit (with audit.json); got {args.run_dir!r}."
         )
     for path in write_report(args.run_dir, out=args.out):
         print(f"wrote {path}")

@@ -13,6 +13,7 @@ seeded). The headline is **Avg. Gap to Retrain** as the field reports it
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -127,33 +128,78 @@ def _touched(samples: dict[str, int] | None) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(samples.items()))
 
 
+def audit_units(audit: dict[str, Any] | None) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The units of an ``audit.json`` record by (dataset, model, scenario)."""
+    if not audit:
+        return {}
+    out = {}
+    for u in audit.get("units", []):
+        dataset, model, scenario = u["unit"].split("/")
+        out[(dataset, model, scenario)] = u
+    return out
+
+
+def _audit_cells(unit: dict[str, Any] | None, method: str) -> list[str]:
+    """F, final score and U-LiRA accuracy of one leaderboard row; retrain shows the ceiling, original the floor."""
+    if unit is None:
+        return []
+    row = {"retrain": unit["ceiling"], "original": unit["floor"]}.get(method) or unit["rows"].get(method)
+    if row is None:
+        return ["–", "–", "–"]
+    ul = row.get("ulira")
+    return [f"{row['forget_score']:.3f}", f"{row['final_score']:.3f}",
+            "–" if not ul else f"{100 * ul['balanced_accuracy']:.1f}"]  # fmt: skip
+
+
+def _audit_notes(unit: dict[str, Any]) -> list[str]:
+    notes = [
+        f"F, final and U-LiRA: audit over N = {unit['models']} models per population (protocol {unit['protocol']}, "
+        f"{unit['forget_size']} forget samples); F = 1 is indistinguishable from retraining, and at this N no ε "
+        f"above {unit['resolution']:g} can be told apart. The retrain row shows the ceiling (a second retrained "
+        f"population: F {unit['ceiling']['forget_score']:.3f}), the original row the floor (doing nothing: F "
+        f"{unit['floor']['forget_score']:.3f}); rows sort by F. U-LiRA accuracy: 50% is perfect unlearning."
+    ]
+    notes += [f"{m} not audited: its first unlearning run took {s:.1f} s, over the audit's max_seconds"
+              for m, s in unit.get("left_out", {}).items()]  # fmt: skip
+    return notes + list(unit.get("notes", []))
+
+
 def leaderboard(
-    summary: Sequence[dict[str, Any]], skipped: Sequence[dict[str, Any]] = ()
+    summary: Sequence[dict[str, Any]], skipped: Sequence[dict[str, Any]] = (), audit: dict[str, Any] | None = None
 ) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
-    """Per (dataset, model, scenario): (title, header, rows sorted by Avg. Gap, notes)."""
+    """Per (dataset, model, scenario): (title, header, rows, notes).
+
+    Rows sort by Avg. Gap; when ``audit`` (an ``audit.json`` record) covers the unit, they gain the forget
+    score F, the final score and U-LiRA accuracy and sort by F (retrain first, original last either way;
+    methods the audit left out follow the audited ones, by Avg. Gap).
+    """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in summary:
         groups[(s["dataset"], s["model"], s["scenario"])].append(s)
+    audited = audit_units(audit)
     tables = []
     for (dataset, model, scenario), cells in groups.items():
-        header = ["method", "Avg. Gap ↓ (pts) [95% CI]"]
+        unit = audited.get((dataset, model, scenario))
+        header = ["method"] + (["F ↑", "final ↑", "U-LiRA acc ≈50 (%)"] if unit else [])
+        header += ["Avg. Gap ↓ (pts) [95% CI]"]
         header += [f"{m} {ARROWS[METRICS.get(m).direction]} (%)" for m in TABLE_METRICS if m in METRICS]
         header += ["FR ↑ (%)", "CFR ↓ (%)", "seconds", "speed-up ↑", "data touched", "seeds"]
 
-        def key(c: dict[str, Any]) -> tuple[int, float]:
-            order = {"retrain": 0, "original": 2}.get(c["method"], 1)
+        def key(c: dict[str, Any], unit: dict[str, Any] | None = unit) -> tuple[int, float, float]:
+            order = {"retrain": 0, "original": 3}.get(c["method"], 1)
             g = c["avg_gap"]["mean"]
-            return (
-                (0 if c["method"] == "retrain" else 1, g if g is not None else math.inf)
-                if order != 2
-                else (1, math.inf)
-            )
+            gap_key = g if g is not None else math.inf
+            if order == 1 and unit is not None:
+                row = unit["rows"].get(c["method"])
+                return (1, -row["forget_score"], gap_key) if row else (2, 0.0, gap_key)
+            return (order, 0.0, gap_key if order == 1 else 0.0)
 
         rows = []
         notes = []
         for c in sorted(cells, key=key):
             rows.append([
                 c["method"] + (" (no unlearning)" if c["method"] == "original" else ""),
+                *_audit_cells(unit, c["method"]),
                 _fmt(c["avg_gap"], scale=1.0, digits=2, ci=True),
                 *(_fmt(c["metrics"].get(m, {})) for m in TABLE_METRICS if m in METRICS),
                 _fmt(c["forgetting_rate"]),
@@ -175,15 +221,115 @@ def leaderboard(
         for sk in skipped:
             if sk["scenario"] == scenario:
                 notes.append(f"{sk['method']} skipped: {sk['reason']}")
+        if unit is not None:
+            notes += _audit_notes(unit)
         tables.append((f"{dataset} / {model} / {scenario}", header, rows, notes))
     return tables
 
 
+# -- evidence over model populations (audit.json) ---------------------------------
+
+def read_audit(run_dir: str | Path) -> dict[str, Any] | None:
+    """The folder's ``audit.json`` (written by ``unlearnkit audit`` or by ``bench`` with an ``[audit]`` table)."""
+    path = Path(run_dir) / "audit.json"
+    if not path.is_file():
+        return None
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def _f(v: float | None, digits: int = 3, scale: float = 1.0) -> str:
+    return "–" if v is None else f"{scale * v:.{digits}f}"
+
+
+def evidence_rows(unit: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, scores) of an audited unit: the ceiling, the methods by F (highest first), the floor."""
+    methods = sorted(unit["rows"].items(), key=lambda kv: -kv[1]["forget_score"])
+    return [("ceiling (2nd retrained population)", unit["ceiling"]), *methods,
+            ("floor (originals: doing nothing)", unit["floor"])]  # fmt: skip
+
+
+def evidence_table(unit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of an audited unit's evidence: F with its interval, final, U-LiRA, RMIA, KLoM, Avg. Gap."""
+    head = ["row", "F ↑ [95% CI]", "final ↑", "U-LiRA acc ≈0.5", "U-LiRA AUC ≈0.5", "U-LiRA TPR@1%",
+            "RMIA AUC (shipped)", "KLoM forget mean / p50 / p95 / p99 ↓", "KLoM retain mean ↓", "KLoM test mean ↓",
+            "Avg. Gap ↓ (pts)", "seconds"]  # fmt: skip
+    rows = []
+    for label, r in evidence_rows(unit):
+        ul = r.get("ulira") or {}
+        kf = r["klom"]["forget"]
+        lo, hi = r["forget_score_ci"]
+        secs = unit.get("retrain_seconds") if label.startswith("ceiling") else r.get("seconds")
+        rows.append([label, f"{r['forget_score']:.3f} [{lo:.3f}, {hi:.3f}]", _f(r["final_score"]),
+                     _f(ul.get("balanced_accuracy")), _f(ul.get("auc")), _f((ul.get("tpr_at_fpr") or {}).get("0.01")),
+                     _f(r["rmia"].get("auc")),
+                     f"{kf['mean']:.2f} / {kf['median']:.2f} / {kf['p95']:.2f} / {kf['p99']:.2f}",
+                     _f(r["klom"]["retain"]["mean"], 2), _f(r["klom"]["test"]["mean"], 2), _f(r.get("avg_gap"), 2),
+                     _f(secs, 2)])  # fmt: skip
+    return head, rows
+
+
+def epsilon_buckets(unit: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
+    """F's ε buckets (width 0.5 up to the resolution, then "≥ resolution", worth 0) and each row's share in them."""
+    top = float(unit["resolution"])
+    edges = np.arange(0.0, top + 0.25, 0.5)
+    labels = [*(f"{a:g}–{b:g}" for a, b in itertools.pairwise(edges)), f"≥{top:g}"]
+    k = len(edges) - 1
+    series: list[tuple[str, list[float | None]]] = []
+    for label, r in evidence_rows(unit):
+        hist = np.asarray(r["epsilon_histogram"], dtype=float)  # 100 bins of width 0.5 over [0, 50]
+        shares: list[float | None] = [*(hist[:k] / hist.sum()).tolist(), float(hist[k:].sum() / hist.sum())]
+        series.append((label.split(" (")[0], shares))
+    return labels, series
+
+
+def evidence_figures(unit: dict[str, Any], title: str) -> list[tuple[Any, str]]:
+    """The ε-bucket bars and the U-LiRA ROC of an audited unit, each with its caption (matplotlib figures)."""
+    from unlearnkit.reporting import plots
+
+    labels, series = epsilon_buckets(unit)
+    bars = plots.grouped_bars(labels, series, xlabel="per-example ε (buckets of F: worth 1, 1/2, 1/4, …; the last 0)",
+                              ylabel="forget samples %", title=f"per-example ε, {title}",
+                              ids=[f"eps-{i}" for i in range(len(labels))])  # fmt: skip
+    curves = [({"ceiling": "retrain", "floor": "original"}.get(label.split(" (")[0], label.split(" (")[0]),
+               r["ulira"]["roc"]["tpr"]) for label, r in evidence_rows(unit) if r.get("ulira")]  # fmt: skip
+    grid: list[float] = next((r["ulira"]["roc"]["fpr"] for _, r in evidence_rows(unit) if r.get("ulira")), [])
+    roc = plots.roc_curves(grid, curves, title=f"U-LiRA ROC, {title}")
+    return [
+        (bars, f"Share of forget samples per ε bucket (N = {unit['models']} models per population): the further "
+               "right, the better an attacker tells the method's models from retrained ones on that sample. The "
+               "ceiling is what perfect unlearning scores at this N."),
+        (roc, "U-LiRA over (sample, model) pairs: the closer to the diagonal, the better; the thick curve is the "
+              "ceiling (a retrained population against another), the dashed one the floor (the originals)."),
+    ]  # fmt: skip
+
+
+def evidence_markdown(audit: dict[str, Any]) -> list[str]:
+    """The evidence section (one table per audited unit) as Markdown lines."""
+    lines = ["## Evidence over model populations", "",
+             "Per-example tests over N models per population (`unlearnkit audit`; definitions in docs/evidence.md). "
+             "Read each method between the ceiling (a second retrained population: perfect unlearning at this N) "
+             "and the floor (the originals: doing nothing).", ""]  # fmt: skip
+    for u in audit.get("units", []):
+        head, rows = evidence_table(u)
+        lines += [f"### {u['unit'].replace('/', ' / ')}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += [""] + [f"- {n}" for n in _audit_notes(u)] + [""]
+    return lines
+
+
 def markdown_report(run_dir: str | Path) -> str:
-    """The leaderboard of a run folder as Markdown."""
+    """The leaderboard of a run folder as Markdown (and its evidence section when the folder holds an audit)."""
     from unlearnkit.reporting.records import completeness, read_records
 
     run_dir = Path(run_dir)
+    audit = read_audit(run_dir)
+    if not (run_dir / "run.json").is_file() and audit is not None:  # an `unlearnkit audit` folder
+        cfg = audit["config"]
+        return "\n".join([f"# Audit: {cfg['name']}", "", cfg.get("description") or "", "",
+                          f"Rerun: `unlearnkit audit {audit.get('config_file') or cfg['name']} --out DIR "
+                          f"--models {audit['audit']['models']}`; {audit['seconds']:.0f} s.", "",
+                          *evidence_markdown(audit)])  # fmt: skip
     meta = json.loads((run_dir / "run.json").read_text())
     records = read_records(run_dir)
     summary = summarize(records)
@@ -208,10 +354,12 @@ def markdown_report(run_dir: str | Path) -> str:
         "– where undefined (no forget sample looked like a member before unlearning). " + CFR_NOTE,
         "",
     ]
-    for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", [])):
+    for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", []), audit):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines += [""] + [f"- {n}" for n in notes] + [""]
+    if audit is not None:
+        lines += evidence_markdown(audit)
     return "\n".join(lines)
 
 
@@ -283,11 +431,53 @@ def charts(cells: Sequence[dict[str, Any]], title: str) -> list[tuple[str, str]]
     return [(plots.svg(fig), caption) for fig, caption in figures]
 
 
+def _table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cls(first: str) -> str:
+        if first == "retrain" or first.startswith("ceiling"):
+            return ' class="ref"'
+        return ' class="orig"' if first.startswith(("original", "floor")) else ""
+
+    return ('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_esc(h)}</th>" for h in header)
+            + "</tr></thead><tbody>"
+            + "".join(f"<tr{cls(r[0])}>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>" for r in rows)
+            + "</tbody></table></div>")  # fmt: skip
+
+
+def evidence_html(audit: dict[str, Any]) -> list[str]:
+    """The evidence section as HTML: per audited unit its table, ε buckets, U-LiRA ROC and notes."""
+    from unlearnkit.reporting import plots
+
+    body = ["<h2>Evidence over model populations</h2>",
+            "<p>Per-example tests over N models per population (<code>unlearnkit audit</code>; definitions in "
+            "docs/evidence.md). Read each method between the ceiling (a second retrained population: perfect "
+            "unlearning at this N) and the floor (the originals: doing nothing).</p>"]  # fmt: skip
+    for u in audit.get("units", []):
+        title = u["unit"].replace("/", " / ")
+        head, rows = evidence_table(u)
+        body += [f"<h3>{_esc(title)}</h3>", _table_html(head, rows),
+                 '<ul class="notes">' + "".join(f"<li>{_esc(n)}</li>" for n in _audit_notes(u)) + "</ul>"]  # fmt: skip
+        for fig, caption in evidence_figures(u, title):
+            body.append(f"<figure>{plots.svg(fig)}<figcaption>{_esc(caption)}</figcaption></figure>")
+    return body
+
+
+def _page(title: str, body: Sequence[str]) -> str:
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+            f"{_esc(title)}</title><style>{_CSS}</style></head><body>" + "\n".join(body)
+            + "</body></html>\n")  # fmt: skip
+
+
 def html_report(run_dir: str | Path) -> str:
     """The leaderboard of a run folder as one self-contained HTML page (inline CSS and SVG, no scripts)."""
     from unlearnkit.reporting.records import completeness, read_records
 
     run_dir = Path(run_dir)
+    audit = read_audit(run_dir)
+    if not (run_dir / "run.json").is_file() and audit is not None:  # an `unlearnkit audit` folder
+        cfg = audit["config"]
+        return _page(f"{cfg['name']} — unlearnkit audit", [
+            f"<h1>Audit: {_esc(cfg['name'])}</h1>", f"<p>{_esc(cfg.get('description') or '')}</p>",
+            *evidence_html(audit)])  # fmt: skip
     meta = json.loads((run_dir / "run.json").read_text())
     records = read_records(run_dir)
     summary = summarize(records)
@@ -305,27 +495,22 @@ def html_report(run_dir: str | Path) -> str:
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in summary:
         by_group[f"{c['dataset']} / {c['model']} / {c['scenario']}"].append(c)
-    for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", [])):
+    for title, header, rows, notes in leaderboard(summary, cfg.get("skipped", []), audit):
         body.append(f"<h2>{_esc(title)}</h2>")
-        body.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_esc(h)}</th>" for h in header)
-                    + "</tr></thead><tbody>")  # fmt: skip
-        for r in rows:
-            cls = ' class="ref"' if r[0] == "retrain" else (' class="orig"' if r[0].startswith("original") else "")
-            body.append(f"<tr{cls}>" + "".join(f"<td>{_esc(v)}</td>" for v in r) + "</tr>")
-        body.append("</tbody></table></div>")
+        body.append(_table_html(header, rows))
         if notes:
             body.append('<ul class="notes">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
         for chart, caption in charts(by_group[title], title):
             body.append(f"<figure>{chart}<figcaption>{_esc(caption)}</figcaption></figure>")
+    if audit is not None:
+        body += evidence_html(audit)
     body.append("<h2>Environment and how to rerun</h2>")
     body.append(f"<p><code>unlearnkit bench {_esc(meta['config_file'])} --out RUN_DIR</code> then "
                 f"<code>unlearnkit report RUN_DIR</code>. Config hash <code>{_esc(meta['config_hash'])}</code>; "
                 f"seeds {_esc(cfg['seeds'])}; started {_esc(meta['started'])}.</p>")  # fmt: skip
     body.append("<table><tbody>" + "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in env.items())
                 + "</tbody></table>")  # fmt: skip
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
-            f"{_esc(cfg['name'])} — unlearnkit benchmark</title><style>{_CSS}</style></head><body>"
-            + "\n".join(body) + "</body></html>\n")  # fmt: skip
+    return _page(f"{cfg['name']} — unlearnkit benchmark", body)
 
 
 def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> list[Path]:
@@ -338,5 +523,7 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None) -> list[
     md, page, js = folder / "report.md", folder / "report.html", folder / "summary.json"
     write_text_atomic(md, markdown_report(run_dir))
     write_text_atomic(page, html_report(run_dir))
+    if not (Path(run_dir) / "run.json").is_file():  # an audit folder: audit.json is its machine-readable record
+        return [md, page]
     write_json_atomic(js, {"cells": summarize(read_records(run_dir))})
     return [md, page, js]

@@ -29,8 +29,8 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,44 +50,17 @@ from unlearnkit.evaluation.metrics import loss_attack_accuracy
 from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.files import write_json_atomic
 from unlearnkit.methods import make_method
+from unlearnkit.running.benchconfig import PROTOCOLS, AuditConfig, BenchConfig
 from unlearnkit.running.executor import Executor, LocalExecutor, Task, raise_failures
 from unlearnkit.running.memorization import memorization_tasks, prepare_splits
 
-PROTOCOLS = ("per_original", "challenge")
+__all__ = ["AUDIT_FILE", "PROTOCOLS", "AuditConfig", "audit_unit", "avg_gap", "member_metrics", "member_task",
+           "run_audit", "score"]  # fmt: skip
+
+AUDIT_FILE = "audit.json"
 VIEWS = ("forget", "retain", "holdout", "test")
 #: seed offsets of the populations (originals use 0..N-1; unlearning runs use their index)
 RETRAINED_SEED, CEILING_SEED = 100_000, 200_000
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """How an audit samples its populations.
-
-    Attributes:
-        models: N, members per population.
-        protocol: ``per_original`` or ``challenge`` (see the module docstring).
-        data_seed: The fixed split and forget set of the unit.
-        retain_sample: Logits are kept on at most this many retain samples (seeded); None keeps all.
-    """
-
-    models: int = 32
-    protocol: str = "per_original"
-    data_seed: int = 0
-    retain_sample: int | None = 2000
-
-    def __post_init__(self) -> None:
-        if isinstance(self.models, bool) or not isinstance(self.models, int) or self.models < 4:
-            raise ParameterError(f"The 'models' parameter of an audit must be an int >= 4; got {self.models!r}.")
-        if self.protocol not in PROTOCOLS:
-            raise ParameterError(
-                f"The 'protocol' parameter of an audit must be one of {', '.join(PROTOCOLS)}; got {self.protocol!r}."
-            )
-        if self.retain_sample is not None and (
-            isinstance(self.retain_sample, bool) or not isinstance(self.retain_sample, int) or self.retain_sample < 1
-        ):
-            raise ParameterError(
-                f"The 'retain_sample' parameter of an audit must be None or an int >= 1; got {self.retain_sample!r}."
-            )
 
 
 def _digest(obj: Any) -> str:
@@ -297,7 +270,7 @@ def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple
     executor = executor or LocalExecutor()
     cache = str(cache_dir)
     a = {"models": audit.models, "protocol": audit.protocol, "data_seed": audit.data_seed,
-         "retain_sample": audit.retain_sample}  # fmt: skip
+         "retain_sample": audit.retain_sample}  # fmt: skip  (max_seconds picks methods; it changes no member)
     n = audit.models
     fresh = [0]  # members computed in this call (0 on a resumed, finished audit)
 
@@ -328,7 +301,20 @@ def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple
     out["retrain_seconds"] = _mean_seconds(retrained_runs)
     out["ceiling"] = scored(_stack(population("ceiling")))
     out["floor"] = scored(_stack(population("original")))
+    left_out: dict[str, float] = {}
+    if audit.max_seconds is not None:  # member 0 first: a method over the limit is left out, the rest keep it
+        for name, settings in methods:
+            first = executor.map([Task(f"unlearned/{name}/0", member_task, {
+                "spec": spec, "audit": a, "role": "unlearned", "cache_dir": cache, "method": name,
+                "settings": dict(settings), "index": 0})])  # fmt: skip
+            raise_failures(first)
+            fresh[0] += not first[0].value["cached"]
+            secs = first[0].value["seconds"]
+            if secs is not None and secs > audit.max_seconds:
+                left_out[name] = secs
     for name, settings in methods:
+        if name in left_out:
+            continue
         runs = population("unlearned", name, settings)
         row = scored(_stack(runs))
         row["seconds"] = _mean_seconds(runs)
@@ -340,4 +326,60 @@ def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple
             )
         out["rows"][name] = row
     out["computed"] = fresh[0]
+    out["left_out"] = left_out
     return out
+
+
+def run_audit(config: BenchConfig, out: str | Path, audit: AuditConfig, *, methods: Sequence[str] | None = None,
+              cache_dir: str | Path | None = None, executor: str | None = None,
+              on_unit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Audit every unit of a benchmark file; writes ``out/audit.json`` (atomically) and returns its record.
+
+    Args:
+        methods: Methods of the file to audit (default: all of them; each unit skips what its scenario cannot run).
+        cache_dir: The population cache (default ``out/cache``); shared across audits, content-addressed.
+        executor: ``local`` or ``ray`` (default: the file's executor).
+        on_unit: Called with each unit's result as it finishes (the CLI prints it).
+    """
+    from dataclasses import replace
+
+    from unlearnkit.env import environment
+    from unlearnkit.files import clean_json
+    from unlearnkit.running.benchmark import unit_spec
+    from unlearnkit.running.executor import make_executor
+
+    names = [m.name for m in config.methods]
+    chosen = names if methods is None else list(methods)
+    unknown = [m for m in chosen if m not in names]
+    if unknown:
+        raise ParameterError(
+            f"The 'methods' parameter must name methods of {config.path or config.name} ({', '.join(names)}); "
+            f"got {', '.join(unknown)}."
+        )
+    out = Path(out)
+    cache = Path(cache_dir) if cache_dir is not None else out / "cache"
+    ex = dict(config.executor)
+    kind = str(executor or ex.pop("name", "local"))
+    ex.pop("name", None)
+    ex.pop("cell_time_limit", None)
+    start = time.perf_counter()
+    units = []
+    skip = {(s.scenario, s.method) for s in config.skipped}
+    with make_executor(kind, **ex) as pool:
+        for dataset in config.datasets:
+            for model in config.models:
+                for scenario in config.scenarios:
+                    spec = unit_spec(config, dataset, model, scenario)
+                    todo = [(m.name, dict(m.options)) for m in config.methods
+                            if m.name in chosen and (scenario.name, m.name) not in skip]  # fmt: skip
+                    result = audit_unit(spec, audit, todo, cache, executor=pool)
+                    units.append({"unit": f"{dataset}/{model.name}/{scenario.name}", "dataset": dataset,
+                                  "model": model.name, "scenario": scenario.name, **result})  # fmt: skip
+                    if on_unit is not None:
+                        on_unit(units[-1])
+    record = {"config": replace(config, methods=tuple(m for m in config.methods if m.name in chosen)).to_dict(),
+              "config_file": config.path, "audit": vars(audit), "units": units, "seconds": time.perf_counter() - start,
+              "env": environment()}  # fmt: skip
+    plain: dict[str, Any] = json.loads(json.dumps(clean_json(record)))
+    write_json_atomic(out / AUDIT_FILE, plain)
+    return plain

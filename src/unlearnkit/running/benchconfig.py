@@ -52,7 +52,7 @@ from unlearnkit.core.models import MODELS
 from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.datasets import DATASETS
 from unlearnkit.data.scenarios import SCENARIOS, make_scenario
-from unlearnkit.errors import UnlearnkitError
+from unlearnkit.errors import ParameterError, UnlearnkitError
 from unlearnkit.evaluation.metrics import METRICS
 from unlearnkit.methods import METHODS, make_method
 from unlearnkit.running.executor import EXECUTORS
@@ -96,6 +96,46 @@ class Skip:
     scenario: str
     method: str
     reason: str
+
+
+PROTOCOLS = ("per_original", "challenge")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """How an audit samples its populations (a benchmark file's ``[audit]`` table; see :mod:`unlearnkit.running.audit`).
+
+    Attributes:
+        models: N, members per population.
+        protocol: ``per_original`` or ``challenge`` (see the module docstring).
+        data_seed: The fixed split and forget set of the unit.
+        retain_sample: Logits are kept on at most this many retain samples (seeded); None keeps all.
+        max_seconds: Leave out a method whose first unlearning run (member 0, kept in its population) takes
+            longer; None audits every method. The left-out methods are reported with that time.
+    """
+
+    models: int = 32
+    protocol: str = "per_original"
+    data_seed: int = 0
+    retain_sample: int | None = 2000
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, bool) or not isinstance(self.models, int) or self.models < 4:
+            raise ParameterError(f"The 'models' parameter of an audit must be an int >= 4; got {self.models!r}.")
+        if self.protocol not in PROTOCOLS:
+            raise ParameterError(
+                f"The 'protocol' parameter of an audit must be one of {', '.join(PROTOCOLS)}; got {self.protocol!r}."
+            )
+        if self.retain_sample is not None and (
+            isinstance(self.retain_sample, bool) or not isinstance(self.retain_sample, int) or self.retain_sample < 1
+        ):
+            raise ParameterError(
+                f"The 'retain_sample' parameter of an audit must be None or an int >= 1; got {self.retain_sample!r}."
+            )
+        m = self.max_seconds
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
+            raise ParameterError(f"The 'max_seconds' parameter of an audit must be None or a number > 0; got {m!r}.")
 
 
 @dataclass(frozen=True)
@@ -453,13 +493,12 @@ def load_config(
 
     audit = None
     if "audit" in data:
-        from unlearnkit.running.audit import AuditConfig
-
-        table = dict(ck.typed(data["audit"], dict, "audit", "a table (models, protocol, data_seed, retain_sample)"))
+        table = dict(ck.typed(data["audit"], dict, "audit",
+                              "a table (models, protocol, data_seed, retain_sample, max_seconds)"))  # fmt: skip
         try:
             audit = dict(vars(AuditConfig(**table)))
         except TypeError as exc:
-            raise ck.fail("audit", str(exc), "use models, protocol, data_seed, retain_sample") from None
+            raise ck.fail("audit", str(exc), "use models, protocol, data_seed, retain_sample, max_seconds") from None
         except UnlearnkitError as exc:
             raise ck.fail("audit", str(exc).rstrip("."), "correct the value") from None
 
