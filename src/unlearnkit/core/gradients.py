@@ -198,3 +198,44 @@ def training_fisher(model: nn.Module, splits: Splits, *, data: str = "except-tar
         what = f"except class {target}" if target is not None else "except the forget set"
         view, source = splits.retain, f"the {len(splits.retain)} pretraining samples {what} (000's experiments)"
     return attach_fisher(model, fisher_diagonal(model, view, device=device), source)
+
+
+def saliency_mask(model: nn.Module, data: View, ratio: float, *, batch_size: int = 256,
+                  device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:  # fmt: skip
+    """SalUn's weight saliency (Fan et al., ICLR 2024, eq. 5): keep the top ``ratio`` share of weights by
+    the magnitude of the forget loss's gradient.
+
+    The gradient is that of the summed cross-entropy over ``data`` (the forget set), taken in eval mode
+    in a forked RNG state. One global threshold over every trainable parameter: exactly
+    ``round(ratio · P)`` entries are kept; ties at the threshold are broken by position in the flattened
+    parameter order (earlier first), so the mask is deterministic.
+
+    Returns:
+        ``{name: bool tensor}`` per trainable parameter, True where the weight may change.
+    """
+    if not 0 < ratio <= 1:
+        raise ParameterError(f"The 'ratio' parameter of saliency_mask must be in (0, 1]; got {ratio!r}.")
+    if len(data) == 0:
+        raise ParameterError("The 'data' parameter of saliency_mask must hold at least one sample; got 0.")
+    dev = torch.device(device)
+    params = trainable(model)
+    total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for rows in data.index_batches(batch_size):
+                model.zero_grad(set_to_none=True)
+                F.cross_entropy(model(data.x[rows].to(dev)), data.y[rows].to(dev), reduction="sum").backward()
+                for n, p in params.items():
+                    if p.grad is not None:
+                        total[n] += p.grad.detach().double()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    flat = torch.cat([t.abs().flatten() for t in total.values()])
+    keep = round(ratio * flat.numel())
+    order = torch.sort(-flat, stable=True).indices  # largest first; ties by position
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[order[:keep].cpu()] = True
+    return {n: m.to(params[n].device) for n, m in unflatten(chosen, params).items()}

@@ -8,6 +8,7 @@ from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
 from unlearnkit.methods.forsaken import Forsaken
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
+from unlearnkit.methods.random_label import RandomLabel, SalUn
 from unlearnkit.methods.retrain import Retrain
 from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
 from unlearnkit.methods.selective import RLD, RND, SelectiveForgetting, Truncation
@@ -34,6 +35,8 @@ METHODS.register("rnd", RND)
 METHODS.register("rld", RLD)
 METHODS.register("truncation", Truncation)
 METHODS.register("selective_forgetting", SelectiveForgetting)
+METHODS.register("random_label", RandomLabel)
+METHODS.register("salun", SalUn)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -62,9 +65,11 @@ __all__ = [
     "NegGrad",
     "NegGradPlus",
     "Outcome",
+    "RandomLabel",
     "Retrain",
     "SISAEnsemble",
     "SMUModel",
+    "SalUn",
     "SelectiveForgetting",
     "SimilaritySCRUB",
     "Truncation",

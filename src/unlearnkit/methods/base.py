@@ -19,9 +19,11 @@ Each method declares, as class attributes:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,7 +34,16 @@ from unlearnkit.core.models import evaluating
 from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.splits import Splits
 from unlearnkit.errors import ParameterError, UnsupportedRequestError
-from unlearnkit.validation import SEED_MAX, Constraint, validate_parameters
+from unlearnkit.validation import SEED_MAX, Constraint, Interval, NoneOr, Options, validate_parameters
+
+#: The composable saliency mask (SalUn, Fan et al. 2024): a method that trains with torch optimizers adds these
+#: settings to its defaults and constraints; ``mask="saliency"`` then lets only the top ``mask_ratio`` share of
+#: weights by forget-gradient magnitude change (every optimizer step is followed by restoring the others).
+MASK_DEFAULTS: dict[str, Any] = {"mask": None, "mask_ratio": 0.5}
+MASK_CONSTRAINTS: dict[str, Constraint] = {
+    "mask": NoneOr(Options(("saliency",))),
+    "mask_ratio": Interval(float, 0, 1, closed="right"),
+}
 
 NEEDS = frozenset({"forget", "retain", "retain_subset", "holdout", "extra", "recipe", "prepared", "linear_head"})
 KINDS = frozenset({"classes", "samples", "features"})
@@ -248,7 +259,8 @@ class Unlearner:
                     generator=torch.Generator().manual_seed(int(seed)),
                     track_validation=track_validation,
                 )
-                new_model = self._unlearn(work, ctx)
+                with _masked(work, splits, self.params, ctx):
+                    new_model = self._unlearn(work, ctx)
             new_model.eval()
         finally:
             guard.restore()
@@ -269,6 +281,37 @@ class Unlearner:
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def _masked(model: nn.Module, splits: Splits, params: dict[str, Any], ctx: Context) -> Iterator[None]:
+    """With ``mask="saliency"``: after every optimizer step, put back the weights outside the saliency mask."""
+    if params.get("mask") != "saliency":
+        yield
+        return
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from unlearnkit.core.gradients import saliency_mask, trainable
+
+    masks = saliency_mask(model, splits.forget, float(params["mask_ratio"]), device=ctx.device)
+    ctx.count("forget", len(splits.forget))
+    frozen = {id(p): (p, masks[n], p.detach().clone()) for n, p in trainable(model).items()}
+    kept = sum(int(m.sum()) for m in masks.values())
+    ctx.diagnostics["mask_kept"] = kept / max(sum(m.numel() for m in masks.values()), 1)
+
+    def restore(optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    entry = frozen.get(id(p))
+                    if entry is not None and entry[0] is p:
+                        p.copy_(torch.where(entry[1], p, entry[2]))
+
+    handle = register_optimizer_step_post_hook(restore)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def check_seed(seed: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from unlearnkit.core.training import TrainConfig, fit
-from unlearnkit.methods.base import Context, Unlearner
+from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, Context, Unlearner
 from unlearnkit.validation import Constraint, Interval, Options
 
 
@@ -33,6 +33,7 @@ class Finetune(Unlearner):
         "batch_size": 128,
         "optimizer": "sgd",
         "momentum": 0.9,
+        **MASK_DEFAULTS,
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "epochs": Interval(int, 0, None),
@@ -40,6 +41,7 @@ class Finetune(Unlearner):
         "batch_size": Interval(int, 1, None),
         "optimizer": Options(("sgd", "adam")),
         "momentum": Interval(float, 0, 1, closed="left"),
+        **MASK_CONSTRAINTS,
     }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 

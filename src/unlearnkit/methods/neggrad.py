@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.core.training import TrainConfig, endless_batches, make_optimizer, to_device
-from unlearnkit.methods.base import Context, Unlearner
+from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, Context, Unlearner
 from unlearnkit.progress import progress_bar
 from unlearnkit.validation import AnyOf, Constraint, Interval, NoneOr, Options
 
@@ -121,11 +121,13 @@ class NegGradPlus(Unlearner):
         "momentum": 0.9,
         "max_grad_norm": 5.0,
         "forget_loss_cap": "chance",
+        **MASK_DEFAULTS,
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **_COMMON,
         "beta": Interval(float, 0, 1),
         "retain_batch_size": Interval(int, 1, None),
+        **MASK_CONSTRAINTS,
     }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 

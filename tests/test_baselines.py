@@ -1,0 +1,72 @@
+"""The field's baselines (issue 15): what makes each one that method, on real digits models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearnkit import make_method
+from unlearnkit.core.gradients import saliency_mask, trainable
+from unlearnkit.errors import ParameterError
+from unlearnkit.methods.random_label import random_labels
+
+
+def _changed(before: torch.nn.Module, after: torch.nn.Module) -> dict[str, torch.Tensor]:
+    a, b = trainable(before), trainable(after)
+    return {n: a[n].detach() != b[n].detach() for n in a}
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.5, 1.0])
+def test_the_saliency_mask_keeps_exactly_the_requested_share_by_gradient_magnitude(trained_mlp, class_splits, ratio):
+    masks = saliency_mask(trained_mlp, class_splits.forget, ratio)
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == round(ratio * total)
+    if ratio < 1:  # every kept weight's forget gradient is at least every dropped one's
+        trained_mlp.zero_grad()
+        x, y = class_splits.forget.tensors()
+        torch.nn.functional.cross_entropy(trained_mlp(x), y, reduction="sum").backward()
+        g = {n: p.grad.abs() for n, p in trainable(trained_mlp).items()}
+        kept = torch.cat([g[n][m] for n, m in masks.items()])
+        dropped = torch.cat([g[n][~m] for n, m in masks.items()])
+        trained_mlp.zero_grad(set_to_none=True)
+        assert kept.min() >= dropped.max() * (1 - 1e-5)
+    with pytest.raises(ParameterError, match="'ratio' parameter of saliency_mask must be in"):
+        saliency_mask(trained_mlp, class_splits.forget, 0.0)
+
+
+@pytest.mark.parametrize(("name", "extra"), [("salun", {}), ("random_label", {"mask": "saliency", "mask_ratio": 0.2}),
+                                             ("finetune", {"mask": "saliency", "mask_ratio": 0.3}),
+                                             ("neggrad_plus", {"mask": "saliency", "mask_ratio": 0.3})])  # fmt: skip
+def test_with_the_mask_no_unmasked_weight_changes(trained_mlp, class_splits, name, extra):
+    out = make_method(name, epochs=2, **extra).unlearn(trained_mlp, class_splits, seed=1)
+    ratio = extra.get("mask_ratio", 0.5)
+    masks = saliency_mask(trained_mlp, class_splits.forget, ratio)
+    changed = _changed(trained_mlp, out.model)
+    assert not any(bool((c & ~masks[n]).any()) for n, c in changed.items())  # nothing outside the mask moved
+    moved = sum(int(c.sum()) for c in changed.values())
+    assert moved > 0.5 * sum(int(m.sum()) for m in masks.values())  # and most of the mask did
+    assert out.diagnostics["mask_kept"] == pytest.approx(ratio, abs=1e-4)
+    plain = make_method(name, epochs=2, **{**extra, "mask": None}).unlearn(trained_mlp, class_splits, seed=1)
+    assert sum(int(c.sum()) for c in _changed(trained_mlp, plain.model).values()) > moved  # the mask is what held them
+
+
+def test_random_labels_other_never_draw_the_true_class_and_all_sometimes_do():
+    y = torch.arange(10).repeat(300)
+    g = torch.Generator().manual_seed(0)
+    other = random_labels(y, 10, "other", g)
+    assert not bool((other == y).any()) and set(other.tolist()) == set(range(10))
+    same = (random_labels(y, 10, "all", torch.Generator().manual_seed(0)) == y).float().mean()
+    assert 0.05 < float(same) < 0.15  # about 1/k
+
+
+def test_random_label_forgets_a_class_that_finetuning_keeps(trained_mlp, class_splits):
+    x, y = class_splits.forget.tensors()
+
+    def forget_acc(model):
+        with torch.no_grad():
+            return float((model(x).argmax(1) == y).float().mean())
+
+    rl = make_method("random_label", epochs=3).unlearn(trained_mlp, class_splits, seed=0)
+    ft = make_method("finetune", epochs=3).unlearn(trained_mlp, class_splits, seed=0)
+    assert forget_acc(trained_mlp) > 0.9 and forget_acc(rl.model) < 0.3 < forget_acc(ft.model)
+    assert rl.samples_seen["forget"] == 3 * len(class_splits.forget)
