@@ -70,3 +70,17 @@ def test_random_label_forgets_a_class_that_finetuning_keeps(trained_mlp, class_s
     ft = make_method("finetune", epochs=3).unlearn(trained_mlp, class_splits, seed=0)
     assert forget_acc(trained_mlp) > 0.9 and forget_acc(rl.model) < 0.3 < forget_acc(ft.model)
     assert rl.samples_seen["forget"] == 3 * len(class_splits.forget)
+
+
+def test_l1_sparse_penalty_weight_falls_linearly_to_0_and_shrinks_the_weights(trained_mlp, sample_splits):
+    from unlearnkit.methods.l1_sparse import l1_weight
+
+    assert [l1_weight(1.0, e, 4) for e in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    out = make_method("l1_sparse", epochs=4, gamma=0.05).unlearn(trained_mlp, sample_splits, seed=0)
+    assert out.diagnostics["l1_weights"] == pytest.approx([0.05, 0.0375, 0.025, 0.0125])
+    plain = make_method("l1_sparse", epochs=4, gamma=0.0).unlearn(trained_mlp, sample_splits, seed=0)
+    ft = make_method("finetune", epochs=4, lr=0.01).unlearn(trained_mlp, sample_splits, seed=0)
+    # gamma = 0 is fine-tuning exactly; the penalty shrinks the l1 norm below it
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(), ft.model.state_dict().values(),
+                                                 strict=True))  # fmt: skip
+    assert out.diagnostics["l1_norm"] < 0.9 * plain.diagnostics["l1_norm"]

@@ -105,6 +105,7 @@ def fit(
     desc: str = "train",
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     on_batch: Callable[[nn.Module, torch.Tensor], None] | None = None,
+    penalty: Callable[[nn.Module, int], torch.Tensor] | None = None,
 ) -> TrainStats:
     """Train ``model`` in place with cross-entropy on ``data``.
 
@@ -112,7 +113,8 @@ def fit(
     randomness (dropout) from the global RNG, re-seeded with ``seed`` inside a
     forked RNG state, so the caller's RNG is untouched and runs repeat exactly.
     ``on_batch(model, rows)`` is called with each batch's row indices before its
-    step (``smu`` records its candidates' contributions there).
+    step (``smu`` records its candidates' contributions there). ``penalty(model,
+    epoch)`` is added to every batch's loss (``l1_sparse``'s decaying ℓ1 term).
 
     Example:
         >>> from unlearnkit.data import load_dataset, split_dataset
@@ -143,6 +145,8 @@ def fit(
                         on_batch(model, rows)
                     optimizer.zero_grad(set_to_none=True)
                     loss = F.cross_entropy(model(xb), yb)
+                    if penalty is not None:
+                        loss = loss + penalty(model, epoch)
                     loss.backward()
                     optimizer.step()
                     total += loss.detach() * yb.shape[0]

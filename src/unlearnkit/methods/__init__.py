@@ -7,6 +7,7 @@ from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
 from unlearnkit.methods.forsaken import Forsaken
+from unlearnkit.methods.l1_sparse import L1Sparse
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
 from unlearnkit.methods.random_label import RandomLabel, SalUn
 from unlearnkit.methods.retrain import Retrain
@@ -37,6 +38,7 @@ METHODS.register("truncation", Truncation)
 METHODS.register("selective_forgetting", SelectiveForgetting)
 METHODS.register("random_label", RandomLabel)
 METHODS.register("salun", SalUn)
+METHODS.register("l1_sparse", L1Sparse)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -61,6 +63,7 @@ __all__ = [
     "Context",
     "Finetune",
     "Forsaken",
+    "L1Sparse",
     "LinearFiltration",
     "NegGrad",
     "NegGradPlus",
