@@ -84,3 +84,18 @@ def test_l1_sparse_penalty_weight_falls_linearly_to_0_and_shrinks_the_weights(tr
     assert all(torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(), ft.model.state_dict().values(),
                                                  strict=True))  # fmt: skip
     assert out.diagnostics["l1_norm"] < 0.9 * plain.diagnostics["l1_norm"]
+
+
+def test_bad_teacher_moves_forget_outputs_toward_the_random_teacher_and_keeps_the_rest(trained_mlp, class_splits):
+    out = make_method("bad_teacher", epochs=10, lr=1e-3, batch_size=64).unlearn(trained_mlp, class_splits, seed=0)
+    kl = out.diagnostics["forget_kl_to_bad"]
+    assert kl["after"] < 0.5 * kl["before"]  # the forget outputs now look like the random model's
+    x, y = class_splits.forget.tensors()
+    xr, yr = class_splits.retain.tensors()
+    with torch.no_grad():
+        f_acc = float((out.model(x).argmax(1) == y).float().mean())
+        r_acc = float((out.model(xr).argmax(1) == yr).float().mean())
+        r0 = float((trained_mlp(xr).argmax(1) == yr).float().mean())
+    assert f_acc < 0.3 and r_acc > r0 - 0.05
+    assert out.samples_seen["forget"] == 10 * len(class_splits.forget)
+    assert out.samples_seen["retain"] == 10 * round(0.3 * len(class_splits.retain))

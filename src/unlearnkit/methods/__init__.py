@@ -3,6 +3,7 @@
 from unlearnkit.core.preparation import PREPARATIONS
 from unlearnkit.core.sisa import SISAEnsemble, train_sisa
 from unlearnkit.core.smu import SMUModel, train_smu
+from unlearnkit.methods.bad_teacher import BadTeacher
 from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
@@ -39,6 +40,7 @@ METHODS.register("selective_forgetting", SelectiveForgetting)
 METHODS.register("random_label", RandomLabel)
 METHODS.register("salun", SalUn)
 METHODS.register("l1_sparse", L1Sparse)
+METHODS.register("bad_teacher", BadTeacher)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -60,6 +62,7 @@ __all__ = [
     "SISADP",
     "SMU",
     "AttentionSCRUB",
+    "BadTeacher",
     "Context",
     "Finetune",
     "Forsaken",
