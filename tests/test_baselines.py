@@ -99,3 +99,31 @@ def test_bad_teacher_moves_forget_outputs_toward_the_random_teacher_and_keeps_th
     assert f_acc < 0.3 and r_acc > r0 - 0.05
     assert out.samples_seen["forget"] == 10 * len(class_splits.forget)
     assert out.samples_seen["retain"] == 10 * round(0.3 * len(class_splits.retain))
+
+
+@pytest.mark.parametrize(("name", "kind"), [("ssd", "fisher"), ("lfssd", "output_norm")])
+def test_ssd_leaves_unselected_parameters_untouched_and_scales_the_others_by_its_factor(trained_mlp, class_splits,
+                                                                                       name, kind):
+    from unlearnkit.core.gradients import batch_importances
+    from unlearnkit.methods.ssd import _training_data
+
+    alpha, lam = 5.0, 0.5
+    out = make_method(name, alpha=alpha, lam=lam).unlearn(trained_mlp, class_splits, seed=0)
+    i_f = batch_importances(trained_mlp, class_splits.forget, kind)
+    i_d = batch_importances(trained_mlp, _training_data(class_splits.retain, class_splits.forget), kind)
+    before, after = trainable(trained_mlp), trainable(out.model)
+    selected = 0
+    for n, p in before.items():
+        sel = i_f[n] > alpha * i_d[n]
+        selected += int(sel.sum())
+        assert torch.equal(after[n][~sel], p[~sel])  # exactly untouched
+        beta = torch.clamp(lam * i_d[n][sel] / i_f[n][sel], max=1.0)
+        torch.testing.assert_close(after[n][sel], p[sel] * beta)
+    assert selected > 0 and out.diagnostics["selected"] == pytest.approx(selected / sum(p.numel() for p in
+                                                                                         before.values()))  # fmt: skip
+    x, y = class_splits.forget.tensors()
+    with torch.no_grad():
+        after_acc = float((out.model(x).argmax(1) == y).float().mean())
+        assert after_acc < float((trained_mlp(x).argmax(1) == y).float().mean())
+    again = make_method(name, alpha=alpha, lam=lam).unlearn(trained_mlp, class_splits, seed=9)
+    assert all(torch.equal(a, b) for a, b in zip(trainable(again.model).values(), after.values(), strict=True))

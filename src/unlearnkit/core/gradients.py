@@ -239,3 +239,42 @@ def saliency_mask(model: nn.Module, data: View, ratio: float, *, batch_size: int
     chosen = torch.zeros(flat.numel(), dtype=torch.bool)
     chosen[order[:keep].cpu()] = True
     return {n: m.to(params[n].device) for n, m in unflatten(chosen, params).items()}
+
+
+def batch_importances(model: nn.Module, data: View, kind: str = "fisher", *, batch_size: int = 64,
+                      device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:  # fmt: skip
+    """Per-parameter importances as the SSD and LFSSD code computes them: a mean over batches.
+
+    ``kind="fisher"`` (SSD, Foster et al. AAAI 2024): the squared gradient of each batch's mean
+    cross-entropy. ``kind="output_norm"`` (LFSSD, Foster et al. ICLR 2024 Tiny Paper; Memory Aware
+    Synapses' sensitivity): the absolute gradient of each batch's mean squared L2 norm of the model's
+    output — no labels needed. Batches in data order, eval mode, forked RNG state.
+    """
+    if kind not in ("fisher", "output_norm"):
+        raise ParameterError(f"The 'kind' parameter of batch_importances must be fisher or output_norm; got {kind!r}.")
+    if len(data) == 0:
+        raise ParameterError("The 'data' parameter of batch_importances must hold at least one sample; got 0.")
+    dev = torch.device(device)
+    params = trainable(model)
+    total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    batches = 0
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for rows in data.index_batches(batch_size):
+                model.zero_grad(set_to_none=True)
+                out = model(data.x[rows].to(dev))
+                if kind == "fisher":
+                    F.cross_entropy(out, data.y[rows].to(dev)).backward()
+                else:
+                    out.pow(2).sum(1).mean().backward()
+                for n, p in params.items():
+                    if p.grad is not None:
+                        g = p.grad.detach().double()
+                        total[n] += g.square() if kind == "fisher" else g.abs()
+                batches += 1
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    return {n: (t / batches).float() for n, t in total.items()}

@@ -16,6 +16,7 @@ from unlearnkit.methods.scrub import SCRUB, AttentionSCRUB, SimilaritySCRUB
 from unlearnkit.methods.selective import RLD, RND, SelectiveForgetting, Truncation
 from unlearnkit.methods.sisa import SISA, SISADP
 from unlearnkit.methods.smu import SMU
+from unlearnkit.methods.ssd import LFSSD, SSD
 from unlearnkit.methods.two_stage import TwoStage
 from unlearnkit.registry import Registry
 
@@ -41,6 +42,8 @@ METHODS.register("random_label", RandomLabel)
 METHODS.register("salun", SalUn)
 METHODS.register("l1_sparse", L1Sparse)
 METHODS.register("bad_teacher", BadTeacher)
+METHODS.register("ssd", SSD)
+METHODS.register("lfssd", LFSSD)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -52,6 +55,7 @@ def make_method(name: str, **params: object) -> Unlearner:
 
 __all__ = [
     "KINDS",
+    "LFSSD",
     "METHODS",
     "NEEDS",
     "PREPARATIONS",
@@ -61,6 +65,7 @@ __all__ = [
     "SISA",
     "SISADP",
     "SMU",
+    "SSD",
     "AttentionSCRUB",
     "BadTeacher",
     "Context",
