@@ -127,3 +127,30 @@ def test_ssd_leaves_unselected_parameters_untouched_and_scales_the_others_by_its
         assert after_acc < float((trained_mlp(x).argmax(1) == y).float().mean())
     again = make_method(name, alpha=alpha, lam=lam).unlearn(trained_mlp, class_splits, seed=9)
     assert all(torch.equal(a, b) for a, b in zip(trainable(again.model).values(), after.values(), strict=True))
+
+
+def test_boundary_shrink_labels_are_never_the_true_class_even_when_the_attack_fails(trained_mlp, class_splits):
+    from unlearnkit.methods.boundary import nearest_wrong_labels
+
+    x, y = class_splits.forget.tensors()
+    tiny = nearest_wrong_labels(trained_mlp, x, y, 1e-6)  # too small to flip anything: the runner-up class
+    with torch.no_grad():
+        runner_up = trained_mlp(x).topk(2, dim=1).indices[:, 1]
+    assert not bool((tiny == y).any()) and torch.equal(tiny[trained_mlp(x).argmax(1) == y],
+                                                       runner_up[trained_mlp(x).argmax(1) == y])  # fmt: skip
+    big = nearest_wrong_labels(trained_mlp, x, y, 0.5)
+    assert not bool((big == y).any())
+    out = make_method("boundary_shrink", epochs=5).unlearn(trained_mlp, class_splits, seed=0)
+    with torch.no_grad():
+        assert float((out.model(x).argmax(1) == y).float().mean()) < 0.2
+    assert sum(out.diagnostics["neighbour_classes"]) == len(y) and out.diagnostics["neighbour_classes"][3] == 0
+
+
+def test_boundary_expand_trains_onto_a_shadow_class_then_prunes_it(trained_mlp, class_splits):
+    out = make_method("boundary_expand", epochs=5).unlearn(trained_mlp, class_splits, seed=0)
+    assert out.diagnostics["shadow_share"] > 0.9  # the forget set went to the shadow output ...
+    x, y = class_splits.forget.tensors()
+    with torch.no_grad():
+        logits = out.model(x)
+    assert logits.shape[1] == 10  # ... which is gone again
+    assert float((logits.argmax(1) == y).float().mean()) < 0.5

@@ -269,6 +269,13 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             m.training = mode
 
 
+def set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Replace the submodule called ``name`` (dotted path, as in ``named_modules``) by ``new``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
 def find_head(model: nn.Module, example: torch.Tensor | None = None) -> tuple[str, nn.Linear]:
     """The final linear layer of ``model``: the ``nn.Linear`` applied last.
 

@@ -5,6 +5,7 @@ from unlearnkit.core.sisa import SISAEnsemble, train_sisa
 from unlearnkit.core.smu import SMUModel, train_smu
 from unlearnkit.methods.bad_teacher import BadTeacher
 from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
+from unlearnkit.methods.boundary import BoundaryExpand, BoundaryShrink
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
 from unlearnkit.methods.forsaken import Forsaken
@@ -44,6 +45,8 @@ METHODS.register("l1_sparse", L1Sparse)
 METHODS.register("bad_teacher", BadTeacher)
 METHODS.register("ssd", SSD)
 METHODS.register("lfssd", LFSSD)
+METHODS.register("boundary_shrink", BoundaryShrink)
+METHODS.register("boundary_expand", BoundaryExpand)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -68,6 +71,8 @@ __all__ = [
     "SSD",
     "AttentionSCRUB",
     "BadTeacher",
+    "BoundaryExpand",
+    "BoundaryShrink",
     "Context",
     "Finetune",
     "Forsaken",

@@ -163,6 +163,9 @@ class Unlearner:
     parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     identity_params: ClassVar[dict[str, Any] | None] = None
     identity_exempt: ClassVar[str | None] = None
+    #: Input kinds it can handle: ``"continuous"`` (images, features) and ``"tokens"`` (token ids). A method that
+    #: perturbs inputs (FGSM, learned noise) declares continuous only, so a text model is refused in one line.
+    input_kinds: ClassVar[frozenset[str]] = frozenset({"continuous", "tokens"})
     #: For ``"prepared"`` in ``needs``: the :class:`~unlearnkit.core.preparation.PreparedModel` subclass required.
     prepared_type: ClassVar[type[nn.Module] | None] = None
 
@@ -236,6 +239,12 @@ class Unlearner:
         self.validate_params()
         check_seed(seed)
         self.check_request(splits)
+        kind = "continuous" if splits.train.x.is_floating_point() else "tokens"
+        if kind not in self.input_kinds:
+            raise UnsupportedRequestError(
+                f"method {self.name!r} perturbs its inputs and supports {', '.join(sorted(self.input_kinds))} inputs; "
+                f"these splits hold {kind} ({splits.train.x.dtype})."
+            )
         self.check_model(model)
         check_inputs(model, splits, needs=self.needs)
         if "recipe" in self.needs and recipe is None:

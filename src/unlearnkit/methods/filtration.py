@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from unlearnkit.core.models import find_head
+from unlearnkit.core.models import find_head, set_module
 from unlearnkit.errors import ParameterError, UnlearnkitError
 from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.methods.base import Context, Unlearner
@@ -108,12 +108,6 @@ def filtration_matrix(
     return f, cond
 
 
-def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
 class LinearFiltration(Unlearner):
     """Forget whole classes by a filtration matrix absorbed into the final linear layer.
 
@@ -181,7 +175,7 @@ class LinearFiltration(Unlearner):
             else:
                 new.weight.copy_(wz.to(new.weight.dtype))
                 new.bias.copy_(bz.to(new.bias.dtype))
-        _set_module(model, name, new)
+        set_module(model, name, new)
         ctx.diagnostics.update(
             condition_number=cond, forward_passes=len(sample), solve_seconds=time.perf_counter() - start,
             samples_per_class=[int(p.numel()) for p in picks], outputs=out_features,
