@@ -154,3 +154,31 @@ def test_boundary_expand_trains_onto_a_shadow_class_then_prunes_it(trained_mlp, 
         logits = out.model(x)
     assert logits.shape[1] == 10  # ... which is gone again
     assert float((logits.argmax(1) == y).float().mean()) < 0.5
+
+
+def test_fisher_forgetting_noise_follows_the_formula(trained_mlp, sample_splits):
+    from unlearnkit.core.gradients import fisher_diagonal
+    from unlearnkit.methods.fisher_forgetting import noise_std
+
+    f = torch.tensor([1e-8, 1e-4, 1.0, 16.0])
+    # std = scale * F^(-1/4), clipped at max_std (a tiny floor, so the exact powers)
+    torch.testing.assert_close(noise_std(f, 0.1, None, 1e-30), torch.tensor([10.0, 1.0, 0.1, 0.05]))
+    torch.testing.assert_close(noise_std(f, 0.1, 0.5, 1e-30), torch.tensor([0.5, 0.5, 0.1, 0.05]))
+    torch.testing.assert_close(noise_std(torch.zeros(1), 1.0), torch.tensor([100.0]))  # F = 0: (1e-8)^(-1/4)
+    scale = 1e-2
+    out = make_method("fisher_forgetting", scale=scale, max_std=None, fisher_samples=10_000).unlearn(
+        trained_mlp, sample_splits, seed=0)  # fmt: skip
+    fisher = fisher_diagonal(trained_mlp, sample_splits.retain)
+    before, after = trainable(trained_mlp), trainable(out.model)
+    z = torch.cat([((after[n] - before[n]).detach() / noise_std(fisher[n], scale)).flatten() for n in before])
+    assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1.0) < 0.05  # standard normal after the scaling
+
+
+def test_fisher_forgetting_auto_scale_is_the_largest_that_keeps_holdout_accuracy(trained_mlp, class_splits):
+    out = make_method("fisher_forgetting").unlearn(trained_mlp, class_splits, seed=0)
+    d = out.diagnostics
+    tried = [float(s) for s in d["holdout_accuracy"]]
+    assert len(tried) > 1  # the largest scales were refused ...
+    floor = d["holdout_accuracy_original"] - 0.02
+    assert d["scale"] == pytest.approx(tried[-1], rel=1e-5) and d["holdout_accuracy"][f"{d['scale']:g}"] >= floor
+    assert all(d["holdout_accuracy"][f"{s:g}"] < floor for s in tried[:-1])

@@ -8,6 +8,7 @@ from unlearnkit.methods.base import KINDS, NEEDS, Context, Outcome, Unlearner
 from unlearnkit.methods.boundary import BoundaryExpand, BoundaryShrink
 from unlearnkit.methods.filtration import LinearFiltration
 from unlearnkit.methods.finetune import Finetune
+from unlearnkit.methods.fisher_forgetting import FisherForgetting
 from unlearnkit.methods.forsaken import Forsaken
 from unlearnkit.methods.l1_sparse import L1Sparse
 from unlearnkit.methods.neggrad import NegGrad, NegGradPlus
@@ -47,6 +48,7 @@ METHODS.register("ssd", SSD)
 METHODS.register("lfssd", LFSSD)
 METHODS.register("boundary_shrink", BoundaryShrink)
 METHODS.register("boundary_expand", BoundaryExpand)
+METHODS.register("fisher_forgetting", FisherForgetting)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -75,6 +77,7 @@ __all__ = [
     "BoundaryShrink",
     "Context",
     "Finetune",
+    "FisherForgetting",
     "Forsaken",
     "L1Sparse",
     "LinearFiltration",
