@@ -182,3 +182,15 @@ def test_fisher_forgetting_auto_scale_is_the_largest_that_keeps_holdout_accuracy
     floor = d["holdout_accuracy_original"] - 0.02
     assert d["scale"] == pytest.approx(tried[-1], rel=1e-5) and d["holdout_accuracy"][f"{d['scale']:g}"] >= floor
     assert all(d["holdout_accuracy"][f"{s:g}"] < floor for s in tried[:-1])
+
+
+def test_unsir_noise_raises_the_forget_loss_and_the_class_is_forgotten(trained_mlp, class_splits):
+    out = make_method("unsir").unlearn(trained_mlp, class_splits, seed=0)
+    loss = out.diagnostics["noise_loss"]["3"]
+    assert loss["after"] > loss["before"] + 1.0  # the learned noise is far worse for class 3 than random noise
+    x, y = class_splits.forget.tensors()
+    xr, yr = class_splits.retain.tensors()
+    with torch.no_grad():
+        assert float((out.model(x).argmax(1) == y).float().mean()) < 0.3
+        assert float((out.model(xr).argmax(1) == yr).float().mean()) > 0.8
+    assert "forget" not in out.samples_seen  # it never reads the forget samples themselves

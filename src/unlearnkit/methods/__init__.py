@@ -20,6 +20,7 @@ from unlearnkit.methods.sisa import SISA, SISADP
 from unlearnkit.methods.smu import SMU
 from unlearnkit.methods.ssd import LFSSD, SSD
 from unlearnkit.methods.two_stage import TwoStage
+from unlearnkit.methods.unsir import UNSIR
 from unlearnkit.registry import Registry
 
 METHODS: Registry[type[Unlearner]] = Registry("method")
@@ -49,6 +50,7 @@ METHODS.register("lfssd", LFSSD)
 METHODS.register("boundary_shrink", BoundaryShrink)
 METHODS.register("boundary_expand", BoundaryExpand)
 METHODS.register("fisher_forgetting", FisherForgetting)
+METHODS.register("unsir", UNSIR)
 
 
 def make_method(name: str, **params: object) -> Unlearner:
@@ -71,6 +73,7 @@ __all__ = [
     "SISADP",
     "SMU",
     "SSD",
+    "UNSIR",
     "AttentionSCRUB",
     "BadTeacher",
     "BoundaryExpand",
