@@ -90,14 +90,18 @@ def parse_space(spec: Mapping[str, Any], *, owner: str = "the search space") -> 
 def default_space(method: str) -> dict[str, Param]:
     """A search space from a method's defaults: floats x/10..x*10 (log), ints x/4..x*4, options and flags as choices.
 
-    Settings whose default is None or a string outside a fixed set of options are left out;
+    Settings whose default is None (an option that is off, e.g. the saliency mask with its ratio) or a
+    string outside a fixed set of options are left out;
     ranges are clipped to the setting's constraint.
     """
     from unlearnkit.methods import METHODS
+    from unlearnkit.methods.base import MASK_DEFAULTS
 
     cls = METHODS.get(method)
     space: dict[str, Param] = {}
     for name, default in cls.defaults.items():
+        if default is None or (name in MASK_DEFAULTS and cls.defaults.get("mask") is None):
+            continue  # an option that is off by default (the saliency mask and its ratio) is not searched
         c = cls.parameter_constraints.get(name)
         if isinstance(c, NoneOr):
             c = c.inner
@@ -239,7 +243,7 @@ def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[
     prepared: dict[int, tuple[Any, Any, dict[str, Any]]] = {}
     for s in seeds:
         original, reference = reference_models(dict(spec), s, cache_dir)[:2]
-        splits = holdout_roles(_splits(json.dumps(dict(spec), sort_keys=True), s), s)
+        splits = holdout_roles(_splits(json.dumps(dict(spec), sort_keys=True), s, cache_dir), s)
         prepared[s] = (original, splits, evaluate(collect(reference, splits), GAP_METRICS, seed=s))
 
     def objective(params: dict[str, Any], report: Callable[[int, float], bool]) -> float:
