@@ -25,7 +25,7 @@ from typing import Any
 
 from unlearnkit.files import write_text_atomic
 from unlearnkit.reporting.records import read_records
-from unlearnkit.reporting.report import markdown_report, summarize, write_report
+from unlearnkit.reporting.report import REFERENCE_ROWS, markdown_report, summarize, write_report
 from unlearnkit.running.audit import AuditConfig, run_audit
 from unlearnkit.running.benchconfig import load_config
 from unlearnkit.running.benchmark import run_benchmark
@@ -36,7 +36,7 @@ GAP_BAR, SPEED_BAR, FILTRATION_BAR = 0.5, 20.0, 1000.0
 
 def bar_check(summary: list[dict[str, Any]]) -> list[str]:
     """Sentences: is the bar met in this scenario, by which method, or by how much is it missed."""
-    cells = [c for c in summary if c["method"] not in ("original", "retrain") and c["avg_gap"]["mean"] is not None]
+    cells = [c for c in summary if c["method"] not in REFERENCE_ROWS and c["avg_gap"]["mean"] is not None]
     lines = []
     for scenario in sorted({c["scenario"] for c in cells}):
         cands = [c for c in cells if c["scenario"] == scenario]

@@ -44,8 +44,9 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_bench_records_every_row(tiny_run):
     records = read_records(tiny_run)
-    # 2 seeds x (2 scenarios x (original + retrain) + 3 class methods + 2 random methods); filtration skipped on random
-    assert len(records) == 18 and all(r["status"] == "ok" for r in records)
+    # 2 seeds x (2 scenarios x (original + retrain + retrain_other) + 3 class methods + 2 random methods);
+    # filtration skipped on random
+    assert len(records) == 22 and all(r["status"] == "ok" for r in records)
     methods = {(r["scenario"], r["method"]) for r in records}
     assert ("random", "filtration") not in methods and ("class", "filtration") in methods
     by = {(r["scenario"], r["method"], r["seed"]): r for r in records}
@@ -73,7 +74,7 @@ def test_tiny_bench_records_every_row(tiny_run):
 
 def test_markdown_report_has_original_rows_and_skips(tiny_run):
     cells = json.loads((tiny_run / "summary.json").read_text())["cells"]
-    assert len(cells) == 9 and all(c["metrics"]["test_accuracy"]["ci"] is not None for c in cells)
+    assert len(cells) == 11 and all(c["metrics"]["test_accuracy"]["ci"] is not None for c in cells)
     md = (tiny_run / "report.md").read_text()
     assert md.count("| original (no unlearning) |") == 2
     assert "filtration skipped: supports classes requests, not samples" in md
@@ -140,13 +141,14 @@ def test_html_report_in_headless_chromium(tiny_run):
         sizes[0::3], sizes[1::3], sizes[2::3], ("class", "random"), strict=True
     ):
         methods = {v["method"] for v in summary.values() if v["scenario"] == scenario}
-        assert set(scatter) == {f"series-{m}" for m in methods - {"retrain", "original"}}
+        assert set(scatter) == {f"series-{m}" for m in methods - {"retrain", "retrain_other", "original"}}
         assert set(roc) == {f"series-{m}" for m in methods}
         assert {b.split("-class-")[0] for b in bars} == {f"series-{m}" for m in methods}
     for title, table in rows:
         scenario = title.split(" / ")[2]
         for cells in table:
-            method = cells[0].replace(" (no unlearning)", "")
+            method = {"original (no unlearning)": "original", "retrain (other seed)": "retrain_other"}.get(cells[0],
+                                                                                                     cells[0])
             s = next(v for v in summary.values() if v["scenario"] == scenario and v["method"] == method)
             gap = s["avg_gap"]
             assert cells[1].startswith(f"{gap['mean']:.2f} ± {gap['std']:.2f}")
@@ -171,7 +173,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_run, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     written = len(read_records(out))
-    assert 6 <= written < 18, written
+    assert 6 <= written < 22, written
     # without --resume the folder is refused: one line, exit 2, nothing written
     before = records.read_text()
     assert main(["bench", str(TINY), "--out", str(out), "--no-progress"]) == 2
@@ -190,7 +192,7 @@ def test_a_failing_cell_is_recorded_and_the_rest_continue(tmp_path):
     failed = [r for r in records if r["status"] != "ok"]
     assert [r["method"] for r in failed] == ["filtration"]
     assert "condition number" in failed[0]["error"]
-    assert len(records) == 9
+    assert len(records) == 11
 
 
 BASE = TINY.read_text()
@@ -303,7 +305,7 @@ def test_charts_draw_the_numbers_of_the_records(tiny_run):
     fig = plots.gap_vs_time(data["gap_vs_time"], data["front"])
     points = {a.get_gid(): tuple(a.get_offsets()[0]) for a in fig.axes[0].collections if a.get_gid()}
     assert points == {plots.gid(m): pytest.approx((by[m]["seconds"]["mean"], by[m]["avg_gap"]["mean"]))
-                      for m in by if m not in ("retrain", "original")}  # fmt: skip
+                      for m in by if m not in ("retrain", "retrain_other", "original")}  # fmt: skip
     fig.canvas.draw()  # tick labels are set when drawn
     ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert len(ticks) >= 2  # the log axis reads: more than one labelled tick
@@ -324,3 +326,14 @@ def test_ray_executor_gives_the_local_records(tiny_run, tmp_path):
     assert main(["bench", str(TINY), "--out", str(out), "--executor", "ray", "--no-progress"]) == 0
     assert json.loads((out / "run.json").read_text())["config"]["executor"]["name"] == "ray"
     assert _comparable(read_records(out)) == _comparable(read_records(tiny_run))
+
+
+def test_the_noise_floor_row_is_a_second_retraining_scored_like_a_method(tiny_run):
+    records = read_records(tiny_run)
+    by = {(r["scenario"], r["method"], r["seed"]): r for r in records}
+    for scen in ("class", "random"):
+        other, ref = by[(scen, "retrain_other", 0)], by[(scen, "retrain", 0)]
+        assert other["avg_gap"] > 0.0 and ref["avg_gap"] == 0.0  # another seed is not the reference itself ...
+        assert other["avg_gap"] < by[(scen, "original", 0)]["avg_gap"]  # ... but far closer than doing nothing
+    md = (tiny_run / "report.md").read_text()
+    assert md.count("| retrain (other seed) |") == 2 and "is the noise floor" in md

@@ -6,7 +6,8 @@ Work is split in two phases of executor tasks:
    reference — both cached by content (dataset hash + split + request + model +
    training recipe + seed) under the cache folder, so they are reused across
    methods, benchmark files and runs — and evaluate them (rows ``original``
-   and ``retrain``);
+   and ``retrain``), plus a second retraining with another seed scored like a
+   method (row ``retrain_other``: the noise floor);
 2. per (cell, seed): run the method on the cached original and evaluate it.
 
 Each finished row is appended to ``records.jsonl`` as one JSON line (in the
@@ -50,7 +51,9 @@ from unlearnkit.running.executor import Task, TaskResult, make_executor
 from unlearnkit.running.experiment import GAP_METRICS, original_facts, summarize_diagnostics
 from unlearnkit.running.memorization import memorization_tasks, prepare_splits
 
-PHASE_ROWS = ("original", "retrain")
+PHASE_ROWS = ("original", "retrain", "retrain_other")
+#: the noise floor's seed offset: a second retraining with another initialisation and data order
+OTHER_SEED = 1_000_003
 
 
 def _digest(obj: Any) -> str:
@@ -214,21 +217,35 @@ def forgetting_rates(oracle: Mapping[str, Any], model: torch.nn.Module, splits: 
 
 
 def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str, Any]:
-    """Task: the original and the retrained reference of one unit (cached), evaluated."""
+    """Task: the original, the retrained reference and a second retraining (another seed) of one unit, evaluated.
+
+    The second retraining (row ``retrain_other``, seed + ``OTHER_SEED``) is scored against the reference like a
+    method: its Avg. Gap is the noise floor — what retraining itself differs from retraining.
+    """
     splits = _splits(json.dumps(spec, sort_keys=True), seed, cache_dir)
     original, reference, orig_s, ref_s, orig_cached, ref_cached = reference_models(spec, seed, cache_dir)
     collected = collect(original, splits)  # once: the metrics and the memorisation facts read the same outputs
     orig_m, ref_m = evaluate(collected, spec["metrics"], seed=seed), _evaluate(reference, splits, spec, seed)
     facts = {**original_facts(collected, orig_m), "n_forget": len(splits.forget), "n_retain": len(splits.retain)}
     rows = {}
-    for which, m, secs, cached in (("original", orig_m, orig_s, orig_cached), ("retrain", ref_m, ref_s, ref_cached)):
+    recipe = TrainConfig.from_dict(spec["train"])
+
+    def train_other() -> tuple[torch.nn.Module, float]:  # the noise floor: what retraining differs from retraining
+        outcome = Retrain().unlearn(original, splits, seed=seed + OTHER_SEED, recipe=recipe)
+        return outcome.model, outcome.seconds
+
+    other, other_s, other_cached = _cached_model(cache_dir, spec, seed, "retrain_other", train_other)
+    other_m = _evaluate(other, splits, spec, seed)
+    for which, m, secs, cached in (("original", orig_m, orig_s, orig_cached), ("retrain", ref_m, ref_s, ref_cached),
+                                   ("retrain_other", other_m, other_s, other_cached)):  # fmt: skip
         g = _gaps(m, ref_m)
         rows[which] = {"metrics": m, "gap": g, "avg_gap": avg_gap(g), "seconds": secs, "cached_model": cached,
-                       "speedup": (ref_s / secs) if which == "retrain" and secs else None}  # fmt: skip
+                       "speedup": (ref_s / secs) if which != "original" and secs else None}  # fmt: skip
     rows["original"]["original_facts"] = facts
     oracle = fit_oracle(original, splits, seed)
     rows["original"]["forgetting"] = forgetting_rates(oracle, original, splits, seed)
     rows["retrain"]["forgetting"] = forgetting_rates(oracle, reference, splits, seed)
+    rows["retrain_other"]["forgetting"] = forgetting_rates(oracle, other, splits, seed)
     write_json_atomic(_model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json"),
                       clean_json({"metrics": ref_m, "seconds": ref_s, "oracle": oracle}))  # fmt: skip
     return {"rows": rows}
