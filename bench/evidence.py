@@ -23,6 +23,7 @@ settings of their benchmark file.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -66,9 +67,11 @@ def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: dict[st
     ex = dict(config.executor)
     kind = str(ex.pop("name", "local"))
     ex.pop("cell_time_limit", None)
-    with make_executor(kind, **ex) as executor:
-        result = audit_unit(spec, audit, methods, cache, executor=executor)
-    spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+    try:
+        with make_executor(kind, **ex) as executor:
+            result = audit_unit(spec, audit, methods, cache, executor=executor)
+    finally:  # an interrupted run's time counts too: it computed members the next run reuses
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
     say(f"{name}: {result['computed']} members computed in this run; {spent[name] / 60:.1f} min in all")
     return {"benchmark": name, "unit": f"{spec['dataset']}/{spec['model']['name']}/{scenario.name}",
             "description": config.description, "limit_seconds": limit, **result,
@@ -83,6 +86,7 @@ def main() -> None:
     if args.render_only:
         write_text_atomic(args.out, render(json.loads(json_path.read_text()), args.out.parent / "img"))
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still records its compute time
     progress = args.out.with_suffix(".partial.json")  # compute seconds of earlier (interrupted) runs
     spent: dict[str, float] = json.loads(progress.read_text()) if progress.exists() else {}
     record: dict[str, Any] = {"env": environment(), "units": []}

@@ -163,3 +163,48 @@ def test_forsaken_refuses_class_requests(trained_mlp, class_splits):
 
     with pytest.raises(UnsupportedRequestError, match="'forsaken' does not support classes requests"):
         make_method("forsaken").unlearn(trained_mlp, class_splits, seed=0)
+
+
+def test_gradient_norms_are_per_sample_and_per_layer(trained_mlp, sample_splits):
+    from unlearnkit.core.gradients import per_sample_grad_norms, trainable
+    from unlearnkit.evaluation.outputs import outputs_of
+
+    view = sample_splits.forget.subset(torch.arange(5))
+    norms = per_sample_grad_norms(trained_mlp, view)
+    assert norms.shape == (5, len(trainable(trained_mlp)))
+    x, y = view.tensors()
+    trained_mlp.zero_grad()
+    torch.nn.functional.cross_entropy(trained_mlp(x[2:3]), y[2:3]).backward()  # sample 2 alone, by autograd
+    want = torch.stack([p.grad.norm() for p in trainable(trained_mlp).values()])
+    trained_mlp.zero_grad(set_to_none=True)
+    torch.testing.assert_close(norms[2], want, rtol=1e-4, atol=1e-7)
+    out = outputs_of(trained_mlp, view, white_box=True)
+    torch.testing.assert_close(out.grad_norms, norms)
+    assert out.select(torch.tensor([True, False, True, False, False])).grad_norms.shape == (2, norms.shape[1])
+    with pytest.raises(ParameterError, match="must carry gradient norms"):
+        make_attack("shadow_whitebox").fit(outputs_of(trained_mlp, view), outputs_of(trained_mlp, view))
+
+
+def test_white_box_oracle_separates_members_of_an_overfit_model():
+    pytest.importorskip("xgboost")
+    from unlearnkit import TrainConfig, build_model, fit, load_dataset, split_dataset
+    from unlearnkit.evaluation.outputs import outputs_of
+
+    try:
+        ds = load_dataset("fashion_mnist")
+    except DataError as exc:
+        pytest.skip(f"Fashion-MNIST is not installed: {exc}")
+    split = split_dataset(ds, seed=0, holdout_fraction=0.1, train_size=500)
+    recipe = TrainConfig(epochs=60, lr=0.05, batch_size=64)
+
+    def build(seed: int) -> torch.nn.Module:
+        return build_model("mlp", ds.input_shape, 10, seed=seed, widths=(64,))
+
+    target = build(0)
+    fit(target, split.train, recipe, seed=0)
+    members = outputs_of(target, split.train, white_box=True)
+    nonmembers = outputs_of(target, split.test.subset(torch.arange(500)), white_box=True)
+    oracle, facts = train_shadow_oracle(build, recipe, split.holdout, seed=1, pool_size=1000,
+                                        attack="shadow_whitebox")  # fmt: skip
+    auc = roc_summary(oracle.score(members), oracle.score(nonmembers))["auc"]
+    assert facts["attack"] == "shadow_whitebox" and auc > 0.65, auc

@@ -278,3 +278,21 @@ def batch_importances(model: nn.Module, data: View, kind: str = "fisher", *, bat
         model.zero_grad(set_to_none=True)
         model.train(was)
     return {n: (t / batches).float() for n, t in total.items()}
+
+
+def per_sample_grad_norms(model: nn.Module, data: View, *, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``(n, L)``: the L2 norm of each sample's cross-entropy gradient on each trainable parameter tensor.
+
+    The white-box membership features of Nasr, Shokri, Houmansadr (S&P 2019) reduced to their norms: a
+    member's loss sits at a minimum, so its gradients are small. Memory-bounded chunks, eval mode.
+    """
+    dev = torch.device(device)
+    params = trainable(model)
+    sizes = [p.numel() for p in params.values()]
+    chunk = max(1, (1 << 25) // max(sum(sizes), 1))
+    out = []
+    with torch.enable_grad():
+        for rows in data.index_batches(chunk):
+            g = per_sample_gradients(model, data.x[rows].to(dev), data.y[rows].to(dev))
+            out.append(torch.stack([part.norm(dim=1) for part in g.split(sizes, dim=1)], dim=1).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(sizes))

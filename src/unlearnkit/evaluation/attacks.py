@@ -156,6 +156,36 @@ class ShadowAttack(Attack):
         return np.asarray(self.score(outputs) >= 0.5)
 
 
+def whitebox_features(o: Outputs) -> np.ndarray:
+    """The white-box oracle's input: the shadow attack's confidence features and loss, plus log gradient norms."""
+    if o.grad_norms is None:
+        raise ParameterError(
+            "The 'outputs' of a white-box attack must carry gradient norms; collect them with "
+            "outputs_of(model, view, white_box=True)."
+        )
+    return np.concatenate([confidence_features(o, with_loss=True),
+                           np.log(o.grad_norms.double().numpy() + 1e-12)], axis=1)  # fmt: skip
+
+
+class WhiteBoxShadowAttack(ShadowAttack):
+    """003 §V-E's white-box oracle, after Nasr et al. (S&P 2019): a shadow-trained classifier on confidences,
+    the loss and each layer's per-sample gradient norm (outputs collected with ``white_box=True``)."""
+
+    name = "shadow_whitebox"
+
+    def _fit(self, members: Outputs, nonmembers: Outputs, seed: int) -> None:
+        xm, xn = whitebox_features(members), whitebox_features(nonmembers)
+        size = min(len(xm), len(xn))
+        rng = np.random.default_rng(seed)
+        xm, xn = xm[rng.permutation(len(xm))[:size]], xn[rng.permutation(len(xn))[:size]]
+        self.model = _classifier(self.classifier, seed)
+        self.model.fit(np.concatenate([xm, xn]), np.concatenate([np.ones(size), np.zeros(size)]))
+
+    def score(self, outputs: Outputs) -> np.ndarray:
+        self._check()
+        return np.asarray(self.model.predict_proba(whitebox_features(outputs))[:, 1])
+
+
 class ShadowLossAttack(ShadowAttack):
     """The shadow attack with the per-sample loss added to its features (not 003's white-box oracle)."""
 
@@ -168,6 +198,7 @@ for _kind in ("loss", "confidence", "entropy", "modified_entropy"):
     ATTACKS.register(f"threshold_{_kind}", _threshold(_kind))
 ATTACKS.register("shadow", ShadowAttack)
 ATTACKS.register("shadow_loss", ShadowLossAttack)
+ATTACKS.register("shadow_whitebox", WhiteBoxShadowAttack)
 
 
 def make_attack(name: str, **params: Any) -> Attack:
@@ -283,7 +314,8 @@ def train_shadow_oracle(
             (by default the holdout split); a seeded half trains the shadow, the other half is its non-members.
         pool_size: Use a seeded subset of this many pool samples (e.g. twice the target's training-set
             size, so the shadow overfits as much as the target).
-        attack, classifier: ``shadow`` or ``shadow_loss``, and its classifier.
+        attack, classifier: ``shadow``, ``shadow_loss`` or ``shadow_whitebox`` (score targets' outputs
+            collected with ``white_box=True``), and its classifier.
 
     Returns:
         The fitted attack and facts about the shadow (sizes, train / held-out accuracy).
@@ -292,9 +324,10 @@ def train_shadow_oracle(
     from unlearnkit.evaluation.outputs import outputs_of
     from unlearnkit.evaluation.scores import accuracy
 
-    if attack not in ("shadow", "shadow_loss"):
+    if attack not in ("shadow", "shadow_loss", "shadow_whitebox"):
         raise ParameterError(
-            f"The 'attack' parameter of train_shadow_oracle must be shadow or shadow_loss; got {attack!r}."
+            "The 'attack' parameter of train_shadow_oracle must be shadow, shadow_loss or shadow_whitebox; "
+            f"got {attack!r}."
         )
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(pool), generator=g)
@@ -306,7 +339,8 @@ def train_shadow_oracle(
     members, nonmembers = pool.subset(perm[:half], "shadow_in"), pool.subset(perm[half:], "shadow_out")
     shadow = build(seed)
     fit(shadow, members, recipe, seed=seed)
-    out_in, out_out = outputs_of(shadow, members), outputs_of(shadow, nonmembers)
+    wb = attack == "shadow_whitebox"
+    out_in, out_out = outputs_of(shadow, members, white_box=wb), outputs_of(shadow, nonmembers, white_box=wb)
     oracle = make_attack(attack, classifier=classifier).fit(out_in, out_out, seed=seed)
     facts = {"shadow_members": len(members), "shadow_nonmembers": len(nonmembers),
              "shadow_train_accuracy": accuracy(out_in), "shadow_holdout_accuracy": accuracy(out_out),

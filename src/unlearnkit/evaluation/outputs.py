@@ -18,15 +18,21 @@ from torch import nn
 
 from unlearnkit.core.models import evaluating
 from unlearnkit.data.splits import Splits, View, request_kind
+from unlearnkit.errors import ParameterError
 from unlearnkit.registry import Registry
 
 
 @dataclass(frozen=True, eq=False)
 class Outputs:
-    """Logits ``(n, k)`` and labels ``(n,)`` of one model on one split (on CPU)."""
+    """Logits ``(n, k)`` and labels ``(n,)`` of one model on one split (on CPU).
+
+    ``grad_norms`` ``(n, L)``, collected only on request (``outputs_of(..., white_box=True)``): each
+    sample's loss-gradient norm per trainable parameter tensor, the white-box oracle's features.
+    """
 
     logits: torch.Tensor
     labels: torch.Tensor
+    grad_norms: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -39,7 +45,7 @@ class Outputs:
         return F.cross_entropy(self.logits.double(), self.labels, reduction="none").float()
 
     def select(self, mask: torch.Tensor) -> Outputs:
-        return Outputs(self.logits[mask], self.labels[mask])
+        return Outputs(self.logits[mask], self.labels[mask], None if self.grad_norms is None else self.grad_norms[mask])
 
     def of_classes(self, classes: Sequence[int]) -> Outputs:
         """Only the samples whose label is in ``classes``."""
@@ -117,16 +123,25 @@ def outputs_of(
     batch_size: int = 2048,
     device: str | torch.device = "cpu",
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    white_box: bool = False,
 ) -> Outputs:
     """Run ``model`` over ``view`` (inputs passed through ``transform``) in eval
-    mode; every submodule's mode is restored."""
+    mode; every submodule's mode is restored. ``white_box`` also collects each
+    sample's gradient norms (:func:`~unlearnkit.core.gradients.per_sample_grad_norms`)."""
     chunks = []
     with evaluating(model):
         for xb, _ in view.batches(batch_size):
             xb = xb.to(device)
             chunks.append(model(transform(xb) if transform is not None else xb).float().cpu())
     logits = torch.cat(chunks) if chunks else torch.zeros(0, 0)
-    return Outputs(logits, view.labels.cpu())
+    norms = None
+    if white_box:
+        if transform is not None:
+            raise ParameterError("The 'white_box' and 'transform' parameters of outputs_of cannot be combined.")
+        from unlearnkit.core.gradients import per_sample_grad_norms
+
+        norms = per_sample_grad_norms(model, view, device=device)
+    return Outputs(logits, view.labels.cpu(), norms)
 
 
 def split_views(splits: Splits) -> dict[str, View]:
