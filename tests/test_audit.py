@@ -179,7 +179,8 @@ def test_bench_runs_the_audit_table_and_the_report_shows_f_next_to_avg_gap(bench
     for m in ("finetune", "neggrad"):
         r = unit["rows"][m]
         assert by[m][1] == f"{r['forget_score']:.3f}" and by[m][2] == f"{r['final_score']:.3f}"
-    middle = [r[0] for r in rows[1:-1]]
+    assert rows[1][0] == "retrain (other seed)" and rows[1][1] == "–"  # the noise floor: not audited
+    middle = [r[0] for r in rows[2:-1]]
     assert middle == sorted(middle, key=lambda m: -unit["rows"][m]["forget_score"])
     assert "## Evidence over model populations" in md and "ceiling (2nd retrained population)" in md
 
@@ -195,9 +196,9 @@ def test_the_leaderboard_sorts_by_f_not_by_avg_gap_when_an_audit_is_there(bench_
     rows = audit["units"][0]["rows"]
     rows[by_gap[0]]["forget_score"], rows[by_gap[1]]["forget_score"] = 0.1, 0.9  # F now disagrees with Avg. Gap
     (_, header, table, _), = leaderboard(summary, (), audit)
-    assert header[1] == "F ↑" and [r[0] for r in table][1:3] == [by_gap[1], by_gap[0]]
+    assert header[1] == "F ↑" and [r[0] for r in table][2:4] == [by_gap[1], by_gap[0]]
     (_, header, table, _), = leaderboard(summary, (), None)  # without an audit: by Avg. Gap, no F column
-    assert header[1].startswith("Avg. Gap") and [r[0] for r in table][1:3] == by_gap
+    assert header[1].startswith("Avg. Gap") and [r[0] for r in table][2:4] == by_gap
 
 
 def test_report_of_an_audit_folder_in_headless_chromium(tmp_path, bench_with_audit):

@@ -337,3 +337,14 @@ def test_the_noise_floor_row_is_a_second_retraining_scored_like_a_method(tiny_ru
         assert other["avg_gap"] < by[(scen, "original", 0)]["avg_gap"]  # ... but far closer than doing nothing
     md = (tiny_run / "report.md").read_text()
     assert md.count("| retrain (other seed) |") == 2 and "is the noise floor" in md
+
+
+def test_scatter_panels_draw_each_group_at_its_coordinates():
+    from unlearnkit.reporting import plots
+
+    panels = {"before": {"a": ([0.0, 1.0], [2.0, 3.0]), "b": ([5.0], [6.0])}, "after": {"a": ([9.0], [8.0])}}
+    fig = plots.scatter_panels(panels, colors_by_name={"a": "#ff0000", "b": "#0000ff"})
+    drawn = {c.get_gid(): c.get_offsets().tolist() for ax in fig.axes for c in ax.collections}
+    assert drawn == {plots.gid("before-a"): [[0.0, 2.0], [1.0, 3.0]], plots.gid("before-b"): [[5.0, 6.0]],
+                     plots.gid("after-a"): [[9.0, 8.0]]}  # fmt: skip
+    assert [ax.get_title() for ax in fig.axes] == ["before", "after"]

@@ -230,3 +230,32 @@ def curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequen
     if title:
         fig.suptitle(title)
     return fig
+
+
+def scatter_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
+                   title: str = "", colors_by_name: Mapping[str, str] | None = None) -> Figure:  # fmt: skip
+    """Side-by-side 2-D scatter panels (e.g. a t-SNE embedding before and after), one colour per group.
+
+    Args:
+        panels: Panel title -> group name -> ``(xs, ys)``. Axes carry no units (an embedding's do not).
+        colors_by_name: Fixed colours per group (default: :func:`colors`).
+    """
+    names = sorted({g for groups in panels.values() for g in groups})
+    palette = dict(colors_by_name or colors(names))
+    fig = _figure(3.4 * max(len(panels), 1), 3.6)
+    if not panels:
+        _no_data(fig.add_subplot())
+        return fig
+    for i, (name, groups) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for g, (xs, ys) in groups.items():
+            ax.scatter(list(xs), list(ys), s=9, alpha=0.7, color=palette[g], label=g, gid=gid(f"{name}-{g}"),
+                       linewidths=0)  # fmt: skip
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 0:
+            ax.legend(fontsize=7, loc="best", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
