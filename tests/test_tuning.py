@@ -9,6 +9,7 @@ import pytest
 
 from unlearnkit.cli import main
 from unlearnkit.errors import ParameterError
+from unlearnkit.methods import METHODS, make_method
 from unlearnkit.reporting.records import read_records
 from unlearnkit.running.benchconfig import load_config
 from unlearnkit.running.tuning import Param, default_space, holdout_roles, parse_space, search
@@ -108,3 +109,17 @@ def test_tune_bad_input(tmp_path, capsys, extra, match):
     assert main(["tune", str(TINY), "--out", str(tmp_path / "o"), *extra]) == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if METHODS.get(n).search_space is not None])
+def test_declared_search_spaces_name_real_settings_and_stay_inside_their_constraints(name):
+    from unlearnkit.running.tuning import method_space
+
+    space = method_space(name)
+    cls = METHODS.get(name)
+    assert space and set(space) <= set(cls.defaults)
+    for p in space.values():  # both ends of every range, and every choice, are valid settings
+        values = list(p.choices) if p.kind == "categorical" else [p.low, p.high]
+        for v in values:
+            v = int(v) if p.kind == "int" else v
+            make_method(name, **{p.name: v}).validate_params()

@@ -116,7 +116,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnkit.files import write_json_atomic, write_text_atomic
     from unlearnkit.running.benchconfig import load_config, read_toml
     from unlearnkit.running.benchmark import unit_spec
-    from unlearnkit.running.tuning import default_space, holdout_gap_objective, parse_space, search
+    from unlearnkit.running.tuning import holdout_gap_objective, method_space, parse_space, search
     from unlearnkit.validation import Interval, validate_parameters
 
     start = time.perf_counter()  # wall time of the whole command: data, references, every trial
@@ -152,7 +152,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         )
     if any(sk.scenario == scenario.name and sk.method == method.name for sk in config.skipped):
         raise ParameterError(f"The '--method' {method.name!r} cannot run on scenario {scenario.name!r}.")
-    space = parse_space(read_toml(args.space), owner=args.space) if args.space else default_space(method.name)
+    space = parse_space(read_toml(args.space), owner=args.space) if args.space else method_space(method.name)
     space = {k: v for k, v in space.items() if k not in method.options}  # the file's settings stay fixed
     if not space:
         raise ParameterError(f"method {method.name!r} has no setting left to search; give a --space file.")

@@ -64,6 +64,11 @@ class BadTeacher(Unlearner):
         "temperature": Interval(float, 0, None, closed="neither"),
         "retain_share": Interval(float, 0, 1, closed="right"),
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "epochs": {"low": 1, "high": 10},
+        "lr": {"low": 1e-5, "high": 1e-2, "log": True},
+        "retain_share": {"low": 0.05, "high": 1.0},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

@@ -163,6 +163,10 @@ class Unlearner:
     parameter_constraints: ClassVar[dict[str, Constraint]] = {}
     identity_params: ClassVar[dict[str, Any] | None] = None
     identity_exempt: ClassVar[str | None] = None
+    #: The search space every method is tuned over with the same budget (``unlearnkit tune``, the fair
+    #: leaderboard): ``{setting: {"low", "high", "log"?} | {"choices": [...]}}``, declared beside the defaults.
+    #: None derives one from the defaults (:func:`unlearnkit.running.tuning.default_space`).
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = None
     #: Input kinds it can handle: ``"continuous"`` (images, features) and ``"tokens"`` (token ids). A method that
     #: perturbs inputs (FGSM, learned noise) declares continuous only, so a text model is refused in one line.
     input_kinds: ClassVar[frozenset[str]] = frozenset({"continuous", "tokens"})

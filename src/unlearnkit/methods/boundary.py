@@ -108,6 +108,11 @@ class BoundaryShrink(Unlearner):
         **_TRAIN,
         "epsilon": Interval(float, 0, None, closed="neither"),
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "epochs": {"low": 1, "high": 20},
+        "lr": {"low": 1e-4, "high": 0.1, "log": True},
+        "epsilon": {"low": 0.01, "high": 1.0, "log": True},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
@@ -137,6 +142,10 @@ class BoundaryExpand(Unlearner):
     defaults: ClassVar[dict[str, Any]] = {"epochs": 5, "lr": 0.01, "batch_size": 64, "optimizer": "sgd",
                                           "momentum": 0.9}  # fmt: skip
     parameter_constraints: ClassVar[dict[str, Constraint]] = dict(_TRAIN)
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "epochs": {"low": 1, "high": 20},
+        "lr": {"low": 1e-4, "high": 0.1, "log": True},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

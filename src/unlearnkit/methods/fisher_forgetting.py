@@ -70,6 +70,10 @@ class FisherForgetting(Unlearner):
         "fisher_samples": Interval(int, 1, None),
         "max_drop": Interval(float, 0, 1),
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "max_drop": {"low": 0.0, "high": 0.2},
+        "fisher_samples": {"choices": [500, 2000, 8000]},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"scale": 0.0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

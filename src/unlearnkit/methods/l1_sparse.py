@@ -59,6 +59,11 @@ class L1Sparse(Unlearner):
         "momentum": Interval(float, 0, 1, closed="left"),
         **MASK_CONSTRAINTS,
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "epochs": {"low": 1, "high": 10},
+        "lr": {"low": 1e-3, "high": 0.1, "log": True},
+        "gamma": {"low": 1e-6, "high": 1e-2, "log": True},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

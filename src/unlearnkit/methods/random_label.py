@@ -67,6 +67,11 @@ class RandomLabel(Unlearner):
         "labels": Options(("other", "all")),
         **MASK_CONSTRAINTS,
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "epochs": {"low": 1, "high": 10},
+        "lr": {"low": 1e-3, "high": 0.1, "log": True},
+        "labels": {"choices": ["other", "all"]},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:
@@ -97,3 +102,7 @@ class SalUn(RandomLabel):
 
     name: ClassVar[str] = "salun"
     defaults: ClassVar[dict[str, Any]] = {**RandomLabel.defaults, "mask": "saliency"}
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        **(RandomLabel.search_space or {}),
+        "mask_ratio": {"low": 0.1, "high": 0.9},
+    }

@@ -66,6 +66,10 @@ class SSD(Unlearner):
         "lam": Interval(float, 0, None, closed="neither"),
         "batch_size": Interval(int, 1, None),
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "alpha": {"low": 1.0, "high": 100.0, "log": True},
+        "lam": {"low": 0.1, "high": 10.0, "log": True},
+    }
     identity_params: ClassVar[dict[str, Any] | None] = {"lam": 1e30}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

@@ -96,6 +96,12 @@ class UNSIR(Unlearner):
         "batch_size": Interval(int, 1, None),
         "momentum": Interval(float, 0, 1, closed="left"),
     }
+    search_space: ClassVar[dict[str, dict[str, Any]] | None] = {
+        "noise_reg": {"low": 0.1, "high": 10.0, "log": True},
+        "noise_repeats": {"low": 1, "high": 40},
+        "impair_lr": {"low": 1e-3, "high": 0.1, "log": True},
+        "repair_lr": {"low": 1e-3, "high": 0.1, "log": True},
+    }
     identity_exempt: ClassVar[str | None] = "its impair and repair epochs always train the model"
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

@@ -87,6 +87,16 @@ def parse_space(spec: Mapping[str, Any], *, owner: str = "the search space") -> 
     return space
 
 
+def method_space(method: str) -> dict[str, Param]:
+    """The space ``method`` is tuned over: its declared ``search_space``, else :func:`default_space`."""
+    from unlearnkit.methods import METHODS
+
+    declared = METHODS.get(method).search_space
+    if declared is None:
+        return default_space(method)
+    return parse_space(declared, owner=f"{method}.search_space")
+
+
 def default_space(method: str) -> dict[str, Param]:
     """A search space from a method's defaults: floats x/10..x*10 (log), ints x/4..x*4, options and flags as choices.
 
