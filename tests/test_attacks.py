@@ -208,3 +208,21 @@ def test_white_box_oracle_separates_members_of_an_overfit_model():
                                         attack="shadow_whitebox")  # fmt: skip
     auc = roc_summary(oracle.score(members), oracle.score(nonmembers))["auc"]
     assert facts["attack"] == "shadow_whitebox" and auc > 0.65, auc
+
+
+def test_attributions_are_captums_saliency_and_integrated_gradients(trained_mlp, class_splits):
+    pytest.importorskip("captum")
+    from unlearnkit.evaluation.attribution import attributions
+
+    x, y = class_splits.forget.subset(torch.arange(4)).tensors()
+    sal = attributions(trained_mlp, x, y, "saliency")
+    xi = x.clone().requires_grad_(True)
+    trained_mlp(xi).gather(1, y[:, None]).sum().backward()  # |d f_y / dx| by autograd
+    torch.testing.assert_close(sal, xi.grad.abs())
+    trained_mlp.zero_grad(set_to_none=True)
+    ig = attributions(trained_mlp, x, y, "integrated_gradients", steps=200)
+    with torch.no_grad():  # completeness: the attributions add up to f_y(x) - f_y(0)
+        gap = trained_mlp(x).gather(1, y[:, None])[:, 0] - trained_mlp(torch.zeros_like(x)).gather(1, y[:, None])[:, 0]
+    torch.testing.assert_close(ig.flatten(1).sum(1), gap, rtol=0.02, atol=0.02)
+    with pytest.raises(ParameterError, match="'method' parameter must be one of"):
+        attributions(trained_mlp, x, y, "lime")

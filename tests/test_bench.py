@@ -348,3 +348,16 @@ def test_scatter_panels_draw_each_group_at_its_coordinates():
     assert drawn == {plots.gid("before-a"): [[0.0, 2.0], [1.0, 3.0]], plots.gid("before-b"): [[5.0, 6.0]],
                      plots.gid("after-a"): [[9.0, 8.0]]}  # fmt: skip
     assert [ax.get_title() for ax in fig.axes] == ["before", "after"]
+
+
+def test_image_grid_draws_every_map_in_its_cell_with_the_labels():
+    import numpy as np
+
+    from unlearnkit.reporting import plots
+
+    maps = [[np.eye(3), np.full((3, 3), 2.0)], [np.zeros((3, 3)), np.arange(9.0).reshape(3, 3)]]
+    fig = plots.image_grid(maps, row_labels=["a", "b"], col_labels=["input", "model"])
+    cells = {ax.get_gid(): ax for ax in fig.axes}
+    assert set(cells) == {plots.gid(f"cell-{r}-{c}") for r in range(2) for c in range(2)}
+    np.testing.assert_array_equal(cells[plots.gid("cell-1-1")].images[0].get_array(), maps[1][1])
+    assert cells[plots.gid("cell-0-1")].get_title() == "model" and cells[plots.gid("cell-1-0")].get_ylabel() == "b"

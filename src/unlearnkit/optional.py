@@ -11,7 +11,7 @@ from types import ModuleType
 
 from unlearnkit.errors import UnlearnkitError
 
-EXTRAS = {"xgboost": "xgboost", "optuna": "tune", "ray": "ray", "opacus": "dp", "yaml": "yaml"}
+EXTRAS = {"xgboost": "xgboost", "optuna": "tune", "ray": "ray", "opacus": "dp", "yaml": "yaml", "captum": "explain"}
 
 
 class MissingDependencyError(UnlearnkitError):

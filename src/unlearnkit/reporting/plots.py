@@ -259,3 +259,36 @@ def scatter_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequ
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def image_grid(images: Sequence[Sequence[Any]], *, row_labels: Sequence[str], col_labels: Sequence[str],
+               title: str = "", inputs_first: bool = True) -> Figure:  # fmt: skip
+    """A grid of 2-D maps (rows: samples, columns: the input and one attribution map per model).
+
+    Args:
+        images: ``images[r][c]`` a 2-D array (H × W). With ``inputs_first`` column 0 is the input,
+            drawn in grey; the other columns are attribution maps, each scaled to its own maximum (hot).
+    """
+    rows, cols = len(images), max((len(r) for r in images), default=0)
+    fig = _figure(1.25 * max(cols, 1) + 0.6, 1.25 * max(rows, 1) + 0.5)
+    if not rows:
+        _no_data(fig.add_subplot())
+        return fig
+    for r, row in enumerate(images):
+        for c, img in enumerate(row):
+            ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+            a = np.asarray(img, dtype=float)
+            if inputs_first and c == 0:
+                ax.imshow(a, cmap="gray", interpolation="nearest")
+            else:
+                ax.imshow(a, cmap="hot", vmin=0.0, vmax=float(np.abs(a).max()) or 1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_gid(gid(f"cell-{r}-{c}"))
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
