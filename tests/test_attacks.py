@@ -77,7 +77,7 @@ def test_forgetting_rates_follow_the_paper():
 def test_registry_and_validation():
     assert set(ATTACKS.names()) == {
         "threshold_loss", "threshold_confidence", "threshold_entropy", "threshold_modified_entropy",
-        "shadow", "shadow_loss",
+        "shadow", "shadow_loss", "shadow_whitebox",
     }  # fmt: skip
     with pytest.raises(UnknownNameError, match="attack"):
         make_attack("shadoww")

@@ -259,7 +259,7 @@ def test_bench_exits_non_zero_when_a_row_failed(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 3
     captured = capsys.readouterr()
-    assert "8 done, 1 failed" in captured.out and "error: 1 of 9 rows failed" in captured.err
+    assert "10 done, 1 failed" in captured.out and "error: 1 of 11 rows failed" in captured.err
 
 
 # -- edited sidecars --------------------------------------------------------------------------------
