@@ -1,0 +1,100 @@
+"""`unlearnkit registry` and `unlearnkit request`: the deletion-request ledger of a deployed model.
+
+    unlearnkit registry init DIR --model runs/original [--subjects subjects.csv]
+    unlearnkit registry verify DIR          # exit 4 and one line per problem when anything was tampered with
+    unlearnkit registry current DIR         # the folder of the model to serve now
+    unlearnkit request submit DIR (--subject ID | --indices FILE) --reason TEXT
+    unlearnkit request list DIR [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from unlearnkit.cli import common
+
+EXIT_TAMPERED = 4  # `registry verify`: the ledger or a model version does not match what was recorded
+
+
+def add_registry(sub: Any) -> None:
+    p = sub.add_parser("registry", help="a deployed model's registry: init, verify, current")
+    cmds = p.add_subparsers(dest="registry_command", required=True, parser_class=common.Parser)
+    init = cmds.add_parser("init", help="make a registry from a saved model (copied in as version 0)")
+    init.add_argument("dir", help="new registry folder")
+    init.add_argument("--model", required=True, help="saved model folder (unlearnkit train / unlearn)")
+    init.add_argument("--subjects", default=None, help="CSV of 'row,subject': dataset rows of each data subject")
+    for name, text in (("verify", "check the ledger's chain, every version's files and every receipt"),
+                       ("current", "print the folder of the model to serve now")):  # fmt: skip
+        c = cmds.add_parser(name, help=text)
+        c.add_argument("dir", help="registry folder")
+
+
+def add_request(sub: Any) -> None:
+    p = sub.add_parser("request", help="deletion requests against a registry: submit, list")
+    cmds = p.add_subparsers(dest="request_command", required=True, parser_class=common.Parser)
+    s = cmds.add_parser("submit", help="record a deletion request (by subject or dataset rows)")
+    s.add_argument("dir", help="registry folder")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--subject", default=None, help="a subject id of the registry's subjects CSV")
+    g.add_argument("--indices", default=None, help="file of dataset rows to delete: one integer per line, or .npy")
+    s.add_argument("--reason", required=True, help="why (e.g. 'GDPR art. 17, ticket 5531'): kept in the ledger")
+    ls = cmds.add_parser("list", help="every request with its state and dates")
+    ls.add_argument("dir", help="registry folder")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from unlearnkit.running.ledger import Registry, read_subjects_csv
+
+    if args.registry_command == "init":
+        from unlearnkit.core.artifacts import read_metadata
+        from unlearnkit.data.datasets import cached_dataset
+
+        meta = read_metadata(args.model)
+        ds_meta = meta.get("dataset", {})
+        ds = cached_dataset(ds_meta["name"], ds_meta.get("data_dir"))
+        subjects = read_subjects_csv(args.subjects) if args.subjects else None
+        reg = Registry.init(args.dir, args.model, dataset_rows=len(ds.train_y), subjects=subjects,
+                            data={"dataset": ds_meta["name"], "sha256": ds_meta.get("sha256")})  # fmt: skip
+        print(f"registry {args.dir}: version 0 = {reg.current()} ({len(reg.subjects())} subjects, "
+              f"{len(ds.train_y)} dataset rows)")  # fmt: skip
+        return common.EXIT_OK
+    reg = Registry(args.dir)
+    if args.registry_command == "current":
+        print(reg.current())
+        return common.EXIT_OK
+    problems = reg.verify()
+    if problems:
+        for p in problems:
+            common.say(f"tampered: {p}")
+        return EXIT_TAMPERED
+    rows, head = reg.ledger.head()
+    print(f"registry {args.dir} is intact: {rows} ledger rows (head {head[:16]}), {len(reg.versions())} version(s)")
+    return common.EXIT_OK
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    from unlearnkit.running.ledger import Registry
+
+    reg = Registry(args.dir)
+    if args.request_command == "submit":
+        from unlearnkit.data.splits import read_integers
+
+        rows = None
+        if args.indices is not None:
+            rows = [int(v) for v in read_integers(args.indices, param="--indices")]
+        rid = reg.submit(subject=args.subject, rows=rows, reason=args.reason)
+        state = next(r["state"] for r in reg.requests() if r["id"] == rid)
+        print(f"request {rid}: {state}")
+        return common.EXIT_OK
+    reqs = reg.requests()
+    if args.json:
+        print(json.dumps(reqs, indent=1))
+        return common.EXIT_OK
+    print(f"{'id':>5}  {'state':<17} {'submitted at (UTC)':<27} {'rows':>6}  subject / reason")
+    for r in reqs:
+        print(f"{r['id']:>5}  {r['state']:<17} {r['submitted_at'][:26]:<27} {len(r['rows']):>6}  "
+              f"{r['subject'] or '-'} / {r['reason']}")  # fmt: skip
+    return common.EXIT_OK

@@ -1,0 +1,385 @@
+"""The deletion-request ledger: an append-only, hash-chained record of what a deployed model has honoured.
+
+A registry is one folder: ``ledger.sqlite3`` (the standard library's
+``sqlite3``, WAL mode, every write one ``BEGIN IMMEDIATE`` transaction) and
+``versions/vNNNN/`` (every model version, never overwritten). The ledger has a
+single append-only table of rows ``(seq, kind, at, body, prev, hash)``:
+
+* ``init`` — where the model and its training data come from;
+* ``subjects`` — subject id → dataset rows (from the CSV given at ``init``);
+* ``request`` — id, a subject or dataset rows, the reason;
+* ``state`` — a request's change of state (``already_honoured``, ``applied``…): a
+  request is never edited, a state change is a new row;
+* ``version`` — a model version: its folder, parent, the requests it honours,
+  the content hash of its files.
+
+Each row's ``hash`` is SHA-256 of the previous row's hash and the row's own
+canonical JSON, so :meth:`Registry.verify` detects an edited, deleted or
+reordered row. A chain alone cannot see its last rows deleted or the whole
+chain recomputed, so every version's folder holds a ``receipt.json`` with the
+chain's row count and head hash at that moment (its anchor), which ``verify``
+checks against the chain, together with every version's file hashes.
+Nothing is unpickled; paths read from the ledger are checked to stay inside
+the registry folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unlearnkit.errors import ParameterError
+from unlearnkit.files import file_sha256, write_json_atomic
+
+LEDGER = "ledger.sqlite3"
+VERSIONS = "versions"
+RECEIPT = "receipt.json"
+GENESIS = "0" * 64
+KINDS = ("init", "subjects", "request", "state", "version")
+
+
+def canonical(obj: Any) -> str:
+    """The canonical JSON a row is hashed over: sorted keys, no spaces, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def row_hash(prev: str, seq: int, kind: str, at: str, body: Any) -> str:
+    text = prev + "\n" + canonical({"seq": seq, "kind": kind, "at": at, "body": body})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    kind: str
+    at: str
+    body: Any
+    prev: str
+    hash: str
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class Ledger:
+    """The hash-chained table (see the module docstring); one connection per instance."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise ParameterError(f"The 'ledger' file {str(self.path)!r} does not exist.")
+        self.db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        if create:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS rows (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, at TEXT NOT NULL, "
+                "body TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL)"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def append(self, kind: str, body: Any) -> Row:
+        """Append one row in its own transaction (two processes appending at once never share a seq)."""
+        return self.append_many([(kind, body)])[0]
+
+    def append_many(self, items: Iterable[tuple[str, Any]]) -> list[Row]:
+        """Append rows in one transaction: all of them or none."""
+        out = []
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            last = self.db.execute("SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+            for kind, body in items:
+                if kind not in KINDS:
+                    raise ParameterError(f"The 'kind' parameter must be one of {', '.join(KINDS)}; got {kind!r}.")
+                seq, at = seq + 1, _now()
+                h = row_hash(prev, seq, kind, at, body)
+                self.db.execute("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)", (seq, kind, at, canonical(body), prev, h))
+                out.append(Row(seq, kind, at, body, prev, h))
+                prev = h
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return out
+
+    def rows(self) -> list[Row]:
+        cur = self.db.execute("SELECT seq, kind, at, body, prev, hash FROM rows ORDER BY seq")
+        return [Row(s, k, a, json.loads(b), p, h) for s, k, a, b, p, h in cur.fetchall()]
+
+    def head(self) -> tuple[int, str]:
+        """(row count, hash of the last row): the anchor a receipt records."""
+        last = self.db.execute("SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+    def problems(self) -> list[str]:
+        """Every break in the chain, each naming its row: an edited, deleted, inserted or reordered row."""
+        out = []
+        prev = GENESIS
+        cur = self.db.execute("SELECT seq, kind, at, body, prev, hash FROM rows ORDER BY seq")
+        expected = 1
+        for seq, kind, at, body, stored_prev, h in cur.fetchall():
+            if seq != expected:
+                out.append(f"row {expected}" + (f"–{seq - 1}" if seq - 1 > expected else "") + " is missing")
+            if stored_prev != prev:
+                out.append(f"row {seq} does not follow the row before it (deleted or reordered rows)")
+            try:
+                ok = row_hash(stored_prev, seq, kind, at, json.loads(body)) == h
+            except ValueError:
+                ok = False
+            if not ok:
+                out.append(f"row {seq} ({kind}) was edited: its hash does not match its content")
+            prev, expected = h, seq + 1
+        return out
+
+
+class Registry:
+    """A registry folder: the ledger plus every model version (see the module docstring)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if not (self.folder / LEDGER).is_file():
+            raise ParameterError(
+                f"The 'registry' parameter must be a folder made by unlearnkit registry init (with {LEDGER}); "
+                f"got {str(self.folder)!r}."
+            )
+        self.ledger = Ledger(self.folder / LEDGER)
+        rows = self.ledger.rows()
+        if not rows or rows[0].kind != "init":
+            raise ParameterError(f"The registry {str(self.folder)!r} has no init row; its ledger is not a registry's.")
+        self.info: dict[str, Any] = rows[0].body
+
+    # -- creation -------------------------------------------------------------------
+    @classmethod
+    def init(cls, folder: str | Path, model: str | Path, *, dataset_rows: int,
+             subjects: Mapping[str, Sequence[int]] | None = None,
+             data: Mapping[str, Any] | None = None) -> Registry:  # fmt: skip
+        """Make a registry: copy ``model`` (a saved model folder) in as version 0 and record where the data is.
+
+        Args:
+            dataset_rows: Rows of the dataset the model was trained from (requests name rows in [0, this)).
+            subjects: Subject id → its dataset rows (e.g. from a CSV ``row,subject``).
+            data: Where the training data comes from (a bundled dataset's name, or the user's tensor file).
+        """
+        folder, model = Path(folder), Path(model)
+        if (folder / LEDGER).exists():
+            raise ParameterError(f"The 'registry' folder {str(folder)!r} already holds a registry; choose a new one.")
+        if not model.is_dir():
+            raise ParameterError(f"The 'model' parameter must be a saved model folder; got {str(model)!r}.")
+        if isinstance(dataset_rows, bool) or not isinstance(dataset_rows, int) or dataset_rows < 1:
+            raise ParameterError(f"The 'dataset_rows' parameter must be an int >= 1; got {dataset_rows!r}.")
+        clean = _check_subjects(subjects or {}, dataset_rows)
+        folder.mkdir(parents=True, exist_ok=True)
+        version = _copy_version(model, folder, 0)
+        ledger = Ledger(folder / LEDGER, create=True)
+        try:
+            rows = [("init", {"model_source": str(model), "data": dict(data or {}), "dataset_rows": dataset_rows,
+                              "format": "unlearnkit-registry", "format_version": 1})]  # fmt: skip
+            if clean:
+                rows.append(("subjects", {"subjects": clean}))
+            rows.append(("version", {"version": 0, "folder": f"{VERSIONS}/v0000", "parent": None, "requests": [],
+                                     "files": _hashes(version)}))  # fmt: skip
+            ledger.append_many(rows)
+            _write_receipt(version, ledger)
+        finally:
+            ledger.close()
+        return cls(folder)
+
+    # -- requests -------------------------------------------------------------------
+    def subjects(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for r in self.ledger.rows():
+            if r.kind == "subjects":
+                out.update({k: list(v) for k, v in r.body["subjects"].items()})
+        return out
+
+    def submit(self, *, subject: str | None = None, rows: Sequence[int] | None = None, reason: str = "") -> int:
+        """Record a deletion request (by subject id or by dataset rows); returns its id.
+
+        A request whose rows were all honoured by an earlier version is recorded and marked
+        ``already_honoured`` at once: it is never applied twice.
+        """
+        if (subject is None) == (rows is None):
+            raise ParameterError("A request names exactly one of 'subject' or 'rows'; got "
+                                 + ("both." if subject is not None else "neither."))  # fmt: skip
+        if subject is not None:
+            known = self.subjects()
+            if subject not in known:
+                raise ParameterError(f"The 'subject' parameter must be a subject of the registry; got {subject!r}.")
+            wanted = sorted(set(known[subject]))
+        else:
+            wanted = _check_rows(rows or [], self.info["dataset_rows"], param="rows")
+        if not wanted:
+            raise ParameterError("The request names no dataset row; an empty request changes nothing.")
+        done = set(self.honoured_rows())
+        body = {"subject": subject, "rows": wanted, "reason": str(reason)}
+        row = self.ledger.append("request", body)  # its row number is its id: unique under concurrent submits
+        if set(wanted) <= done:
+            self.ledger.append("state", {"request": row.seq, "state": "already_honoured"})
+        return row.seq
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request with its current state (``pending`` until a state row says otherwise)."""
+        reqs: dict[int, dict[str, Any]] = {}
+        for r in self.ledger.rows():
+            if r.kind == "request":
+                reqs[r.seq] = {"id": r.seq, "submitted_at": r.at, **r.body, "state": "pending"}
+            elif r.kind == "state" and r.body["request"] in reqs:
+                extra = {k: v for k, v in r.body.items() if k not in ("request", "state")}
+                reqs[r.body["request"]].update(state=r.body["state"], state_at=r.at, **extra)
+        return list(reqs.values())
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests() if r["state"] == "pending"]
+
+    def honoured_rows(self) -> list[int]:
+        """Dataset rows some version has already forgotten."""
+        out: set[int] = set()
+        for r in self.requests():
+            if r["state"] == "applied":
+                out.update(r["rows"])
+        return sorted(out)
+
+    # -- versions -------------------------------------------------------------------
+    def versions(self) -> list[dict[str, Any]]:
+        return [r.body | {"recorded_at": r.at, "seq": r.seq} for r in self.ledger.rows() if r.kind == "version"]
+
+    def current(self) -> Path:
+        """The folder of the model to serve now: the last recorded version."""
+        return self._inside(self.versions()[-1]["folder"])
+
+    def _inside(self, relative: str) -> Path:
+        """A path from the ledger, refused if it leaves the registry folder."""
+        path = (self.folder / relative).resolve()
+        if not path.is_relative_to(self.folder.resolve()):
+            raise ParameterError(f"The ledger names a path outside the registry: {relative!r}.")
+        return path
+
+    def verify(self) -> list[str]:
+        """Everything wrong with the registry (empty: intact): the chain, every version's files, every anchor."""
+        out = self.ledger.problems()
+        rows = self.ledger.rows()
+        by_seq = {r.seq: r for r in rows}
+        for v in self.versions():
+            try:
+                folder = self._inside(v["folder"])
+            except ParameterError as exc:
+                out.append(str(exc))
+                continue
+            if not folder.is_dir():
+                out.append(f"version {v['version']}: its folder {v['folder']} is missing")
+                continue
+            for name, digest in v["files"].items():
+                f = folder / name
+                if not f.is_file():
+                    out.append(f"version {v['version']}: {v['folder']}/{name} is missing")
+                elif file_sha256(f) != digest:
+                    out.append(f"version {v['version']}: {v['folder']}/{name} does not match its recorded hash")
+            if not (folder / RECEIPT).is_file():
+                out.append(f"version {v['version']}: its receipt {v['folder']}/{RECEIPT} is missing")
+        recorded = {self._inside(v["folder"]) for v in self.versions() if _safe(self, v["folder"])}
+        for receipt in sorted((self.folder / VERSIONS).glob(f"v*/{RECEIPT}")):
+            # every version folder on disk, recorded or not: a receipt outlives its ledger rows
+            label = receipt.parent.name
+            if receipt.parent.resolve() not in recorded:
+                out.append(f"{VERSIONS}/{label} is not recorded in the ledger (its version row was deleted)")
+            anchor = json.loads(receipt.read_text())
+            row = by_seq.get(int(anchor["rows"]))
+            if row is None:
+                out.append(f"{VERSIONS}/{label}: its receipt anchors row {anchor['rows']}, which the ledger no "
+                           f"longer has (rows were deleted; the ledger has {len(rows)})")  # fmt: skip
+            elif row.hash != anchor["head"]:
+                out.append(f"{VERSIONS}/{label}: its receipt's head hash does not match row {anchor['rows']} "
+                           "(the chain was rewritten)")  # fmt: skip
+        return out
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def _safe(reg: Registry, relative: str) -> bool:
+    try:
+        reg._inside(relative)
+    except ParameterError:
+        return False
+    return True
+
+
+def _check_rows(rows: Iterable[Any], n: int, *, param: str) -> list[int]:
+    out = []
+    for v in rows:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+            raise ParameterError(f"The {param!r} parameter must hold dataset rows in [0, {n}); got {v!r}.")
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        raise ParameterError(f"The {param!r} parameter must not repeat a row.")
+    return sorted(out)
+
+
+def _check_subjects(subjects: Mapping[str, Sequence[int]], n: int) -> dict[str, list[int]]:
+    clean: dict[str, list[int]] = {}
+    owner: dict[int, str] = {}
+    for sid, rows in subjects.items():
+        if not isinstance(sid, str) or not sid:
+            raise ParameterError(f"The 'subjects' ids must be non-empty strings; got {sid!r}.")
+        clean[sid] = _check_rows(rows, n, param=f"subjects[{sid!r}]")
+        for r in clean[sid]:
+            if r in owner:
+                raise ParameterError(f"The 'subjects' map gives dataset row {r} to both {owner[r]!r} and {sid!r}.")
+            owner[r] = sid
+    return clean
+
+
+def read_subjects_csv(path: str | Path) -> dict[str, list[int]]:
+    """A ``row,subject`` CSV (header optional) as subject id → dataset rows."""
+    import csv
+
+    out: dict[str, list[int]] = {}
+    with open(path, newline="") as f:
+        for i, rec in enumerate(csv.reader(f)):
+            if not rec or (i == 0 and rec[0].strip().lower() == "row"):
+                continue
+            if len(rec) != 2 or not rec[0].strip().lstrip("-").isdigit():
+                raise ParameterError(
+                    f"The '--subjects' file {str(path)!r} line {i + 1} must be 'row,subject'; got {rec!r}."
+                )
+            out.setdefault(rec[1].strip(), []).append(int(rec[0]))
+    return out
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != RECEIPT}
+
+
+def _copy_version(model: Path, registry: Path, version: int) -> Path:
+    """Copy a model folder into ``versions/vNNNN`` atomically (a temporary folder, then one rename)."""
+    target = registry / VERSIONS / f"v{version:04d}"
+    if target.exists():
+        raise ParameterError(f"The version folder {str(target)!r} already exists.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".v{version:04d}-", dir=target.parent))
+    try:
+        for p in sorted(model.iterdir()):
+            if p.is_file() and not p.is_symlink():
+                shutil.copy2(p, tmp / p.name)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_receipt(folder: Path, ledger: Ledger) -> None:
+    rows, head = ledger.head()
+    write_json_atomic(folder / RECEIPT, {"rows": rows, "head": head, "written_at": _now()})

@@ -1,0 +1,189 @@
+"""The deletion-request ledger (issue 18, part 1): round trips, tamper detection, concurrency, bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unlearnkit.cli import main
+from unlearnkit.errors import ParameterError
+from unlearnkit.running.ledger import LEDGER, RECEIPT, Ledger, Registry, read_subjects_csv
+
+TRAIN = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--seed", "0", "--no-progress"]
+N_ROWS = 1797  # the digits dataset
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "original"
+    assert main([*TRAIN, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture()
+def registry(tmp_path, model_dir):
+    reg = Registry.init(tmp_path / "prod", model_dir, dataset_rows=N_ROWS,
+                        subjects={"user-1": [5, 9, 40], "user-2": [7]}, data={"dataset": "digits"})  # fmt: skip
+    yield reg
+    reg.close()
+
+
+def test_an_untouched_registry_verifies_and_requests_round_trip(registry, model_dir):
+    assert registry.verify() == []
+    assert registry.current().name == "v0000"
+    assert sorted(p.name for p in registry.current().iterdir()) == sorted([*(p.name for p in model_dir.iterdir()),
+                                                                            RECEIPT])  # fmt: skip
+    a = registry.submit(subject="user-1", reason="GDPR art. 17, ticket 5531")
+    b = registry.submit(rows=[100, 3], reason="support ticket")
+    reqs = {r["id"]: r for r in registry.requests()}
+    assert reqs[a]["rows"] == [5, 9, 40] and reqs[a]["subject"] == "user-1" and reqs[a]["state"] == "pending"
+    assert reqs[b]["rows"] == [3, 100] and reqs[b]["reason"] == "support ticket"
+    assert [r["id"] for r in registry.pending()] == [a, b]
+    again = Registry(registry.folder)  # a second process's view: the same rows
+    assert again.requests() == registry.requests() and again.verify() == []
+    again.close()
+
+
+def test_a_request_for_rows_already_forgotten_is_recorded_as_honoured_not_applied_twice(registry):
+    first = registry.submit(rows=[11, 12])
+    registry.ledger.append("state", {"request": first, "state": "applied", "version": 1})
+    again = registry.submit(rows=[12])
+    states = {r["id"]: r["state"] for r in registry.requests()}
+    assert states == {first: "applied", again: "already_honoured"} and registry.pending() == []
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"subject": "nobody"}, "must be a subject of the registry; got 'nobody'"),
+    ({"rows": [N_ROWS]}, rf"dataset rows in \[0, {N_ROWS}\); got {N_ROWS}"),
+    ({"rows": [-1]}, "got -1"),
+    ({"rows": [2, 2]}, "must not repeat a row"),
+    ({"rows": []}, "names no dataset row"),
+    ({}, "exactly one of 'subject' or 'rows'; got neither"),
+    ({"subject": "user-1", "rows": [1]}, "got both"),
+])  # fmt: skip
+def test_bad_requests_are_refused_in_one_line_and_change_nothing(registry, kwargs, match):
+    before = registry.ledger.head()
+    with pytest.raises(ParameterError, match=match):
+        registry.submit(**kwargs)
+    assert registry.ledger.head() == before
+
+
+def test_a_folder_that_is_not_a_registry_and_a_second_init_are_refused(tmp_path, registry, model_dir):
+    with pytest.raises(ParameterError, match="must be a folder made by unlearnkit registry init"):
+        Registry(tmp_path / "elsewhere")
+    with pytest.raises(ParameterError, match="already holds a registry"):
+        Registry.init(registry.folder, model_dir, dataset_rows=N_ROWS)
+    with pytest.raises(ParameterError, match="gives dataset row 3 to both 'a' and 'b'"):
+        Registry.init(tmp_path / "dup", model_dir, dataset_rows=N_ROWS, subjects={"a": [3], "b": [3]})
+    assert not (tmp_path / "dup").exists() or not (tmp_path / "dup" / LEDGER).exists()
+
+
+def _sql(registry: Registry, statement: str, *args) -> None:
+    db = sqlite3.connect(str(registry.folder / LEDGER))
+    db.execute(statement, args)
+    db.commit()
+    db.close()
+
+
+def test_an_edited_row_is_named(registry):
+    registry.submit(subject="user-2", reason="first")
+    seq = registry.submit(rows=[1], reason="second")
+    _sql(registry, "UPDATE rows SET body = replace(body, 'second', 'edited') WHERE seq = ?", seq)
+    assert any(f"row {seq} (request) was edited" in p for p in registry.verify())
+
+
+def test_a_deleted_or_reordered_row_is_named(registry):
+    ids = [registry.submit(rows=[r]) for r in (1, 2, 3)]
+    _sql(registry, "DELETE FROM rows WHERE seq = ?", ids[1])
+    problems = registry.verify()
+    assert any(f"row {ids[1]} is missing" in p for p in problems)
+    assert any(f"row {ids[2]} does not follow" in p for p in problems)
+
+
+def test_rows_cut_from_the_end_below_a_receipts_anchor_are_detected(registry):
+    anchor = json.loads((registry.current() / RECEIPT).read_text())
+    _sql(registry, "DELETE FROM rows WHERE seq >= ?", anchor["rows"])  # the chain alone still looks whole
+    assert registry.ledger.problems() == []
+    assert any("which the ledger no longer has" in p for p in registry.verify())
+
+
+def test_a_model_file_changed_by_one_byte_or_a_deleted_version_folder_is_named(registry):
+    weights = registry.current() / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert any("v0000/model.safetensors does not match its recorded hash" in p for p in registry.verify())
+    import shutil
+
+    shutil.rmtree(registry.current())
+    assert any("version 0: its folder versions/v0000 is missing" in p for p in registry.verify())
+
+
+def test_a_path_in_the_ledger_outside_the_registry_is_refused(registry):
+    registry.ledger.append("version", {"version": 1, "folder": "../../etc", "parent": 0, "requests": [], "files": {}})
+    with pytest.raises(ParameterError, match="outside the registry"):
+        registry.current()
+    assert any("outside the registry" in p for p in registry.verify())
+
+
+def test_two_processes_submitting_at_once_lose_nothing(registry):
+    code = ("import sys\nfrom unlearnkit.running.ledger import Registry\n"
+            "reg = Registry(sys.argv[1])\n"
+            "for i in range(100):\n"
+            "    reg.submit(rows=[int(sys.argv[2]) + i], reason=f'p{sys.argv[2]}-{i}')\n")  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(registry.folder), str(start)])
+             for start in (0, 1000)]  # fmt: skip
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    reqs = registry.requests()
+    assert len(reqs) == 200 and len({r["id"] for r in reqs}) == 200
+    assert sorted(r["rows"][0] for r in reqs) == [*range(100), *range(1000, 1100)]
+    assert registry.verify() == []
+
+
+def test_subjects_csv(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("row,subject\n5,user-1\n9,user-1\n7,user-2\n")
+    assert read_subjects_csv(p) == {"user-1": [5, 9], "user-2": [7]}
+    p.write_text("5;user-1\n")
+    with pytest.raises(ParameterError, match="line 1 must be 'row,subject'"):
+        read_subjects_csv(p)
+
+
+def test_the_ledger_refuses_an_unknown_row_kind(tmp_path):
+    led = Ledger(tmp_path / "l.sqlite3", create=True)
+    with pytest.raises(ParameterError, match="'kind' parameter must be one of"):
+        led.append("note", {})
+    assert led.head() == (0, "0" * 64)
+    led.close()
+    assert Path(tmp_path / "l.sqlite3").is_file()
+
+
+def test_the_registry_commands_end_to_end(tmp_path, model_dir, capsys):
+    csv = tmp_path / "subjects.csv"
+    csv.write_text("row,subject\n5,user-1842\n9,user-1842\n7,user-2\n")
+    reg = tmp_path / "prod"
+    assert main(["registry", "init", str(reg), "--model", str(model_dir), "--subjects", str(csv)]) == 0
+    assert "version 0" in capsys.readouterr().out
+    assert main(["request", "submit", str(reg), "--subject", "user-1842", "--reason", "GDPR art. 17, ticket 5531"]) == 0
+    rows = tmp_path / "delete_me.txt"
+    rows.write_text("3\n4\n")
+    assert main(["request", "submit", str(reg), "--indices", str(rows), "--reason", "support"]) == 0
+    capsys.readouterr()
+    assert main(["request", "list", str(reg), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["subject"], r["rows"], r["state"]) for r in listed] == [("user-1842", [5, 9], "pending"),
+                                                                        (None, [3, 4], "pending")]  # fmt: skip
+    assert main(["registry", "current", str(reg)]) == 0
+    assert capsys.readouterr().out.strip().endswith("versions/v0000")
+    assert main(["registry", "verify", str(reg)]) == 0 and "is intact" in capsys.readouterr().out
+    _sql(Registry(reg), "UPDATE rows SET body = replace(body, 'support', 'other') WHERE kind = 'request'")
+    assert main(["registry", "verify", str(reg)]) == 4
+    assert "tampered: row" in capsys.readouterr().err
+    assert main(["request", "submit", str(reg), "--subject", "nobody", "--reason", "x"]) == 2
+    assert "must be a subject of the registry" in capsys.readouterr().err
+    assert main(["registry", "verify", str(tmp_path / "nothing")]) == 2
