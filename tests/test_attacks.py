@@ -90,10 +90,10 @@ def test_registry_and_validation():
             torch.zeros(1, dtype=torch.bool)))  # fmt: skip
 
 
-def test_shadow_oracle_beats_chance_on_an_overfit_model():
+def _overfit_fashion(width: int):
+    """An MLP that memorises 500 Fashion-MNIST images, its split, recipe and builder (skips if not installed)."""
     pytest.importorskip("xgboost")
     from unlearnkit import TrainConfig, build_model, fit, load_dataset, split_dataset
-    from unlearnkit.evaluation.outputs import outputs_of
 
     try:
         ds = load_dataset("fashion_mnist")
@@ -103,10 +103,17 @@ def test_shadow_oracle_beats_chance_on_an_overfit_model():
     recipe = TrainConfig(epochs=60, lr=0.05, batch_size=64)
 
     def build(seed: int) -> torch.nn.Module:
-        return build_model("mlp", ds.input_shape, 10, seed=seed, widths=(256,))
+        return build_model("mlp", ds.input_shape, 10, seed=seed, widths=(width,))
 
     target = build(0)
     fit(target, split.train, recipe, seed=0)
+    return split, recipe, build, target
+
+
+def test_shadow_oracle_beats_chance_on_an_overfit_model():
+    from unlearnkit.evaluation.outputs import outputs_of
+
+    split, recipe, build, target = _overfit_fashion(256)
     members = outputs_of(target, split.train)
     nonmembers = outputs_of(target, split.test.subset(torch.arange(500)))
     # the shadow never sees the target's data: it trains on half of 1,000 holdout samples
@@ -186,22 +193,9 @@ def test_gradient_norms_are_per_sample_and_per_layer(trained_mlp, sample_splits)
 
 
 def test_white_box_oracle_separates_members_of_an_overfit_model():
-    pytest.importorskip("xgboost")
-    from unlearnkit import TrainConfig, build_model, fit, load_dataset, split_dataset
     from unlearnkit.evaluation.outputs import outputs_of
 
-    try:
-        ds = load_dataset("fashion_mnist")
-    except DataError as exc:
-        pytest.skip(f"Fashion-MNIST is not installed: {exc}")
-    split = split_dataset(ds, seed=0, holdout_fraction=0.1, train_size=500)
-    recipe = TrainConfig(epochs=60, lr=0.05, batch_size=64)
-
-    def build(seed: int) -> torch.nn.Module:
-        return build_model("mlp", ds.input_shape, 10, seed=seed, widths=(64,))
-
-    target = build(0)
-    fit(target, split.train, recipe, seed=0)
+    split, recipe, build, target = _overfit_fashion(64)
     members = outputs_of(target, split.train, white_box=True)
     nonmembers = outputs_of(target, split.test.subset(torch.arange(500)), white_box=True)
     oracle, facts = train_shadow_oracle(build, recipe, split.holdout, seed=1, pool_size=1000,

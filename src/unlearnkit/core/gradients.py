@@ -12,7 +12,7 @@ and read it with :func:`attached_fisher`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -200,6 +200,27 @@ def training_fisher(model: nn.Module, splits: Splits, *, data: str = "except-tar
     return attach_fisher(model, fisher_diagonal(model, view, device=device), source)
 
 
+def _batch_gradients(model: nn.Module, data: View, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
+                     batch_size: int, device: str | torch.device) -> Iterator[dict[str, torch.Tensor]]:  # fmt: skip
+    """Per batch of ``data`` (in order): the float64 gradient of ``loss(outputs, labels)`` per trainable parameter.
+
+    Eval mode and a forked RNG state; the model's mode and gradients are restored after the last batch.
+    """
+    dev = torch.device(device)
+    params = trainable(model)
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for rows in data.index_batches(batch_size):
+                model.zero_grad(set_to_none=True)
+                loss(model(data.x[rows].to(dev)), data.y[rows].to(dev)).backward()
+                yield {n: p.grad.detach().double() for n, p in params.items() if p.grad is not None}
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+
+
 def saliency_mask(model: nn.Module, data: View, ratio: float, *, batch_size: int = 256,
                   device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:  # fmt: skip
     """SalUn's weight saliency (Fan et al., ICLR 2024, eq. 5): keep the top ``ratio`` share of weights by
@@ -217,22 +238,15 @@ def saliency_mask(model: nn.Module, data: View, ratio: float, *, batch_size: int
         raise ParameterError(f"The 'ratio' parameter of saliency_mask must be in (0, 1]; got {ratio!r}.")
     if len(data) == 0:
         raise ParameterError("The 'data' parameter of saliency_mask must hold at least one sample; got 0.")
-    dev = torch.device(device)
     params = trainable(model)
     total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
-    was = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for rows in data.index_batches(batch_size):
-                model.zero_grad(set_to_none=True)
-                F.cross_entropy(model(data.x[rows].to(dev)), data.y[rows].to(dev), reduction="sum").backward()
-                for n, p in params.items():
-                    if p.grad is not None:
-                        total[n] += p.grad.detach().double()
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was)
+
+    def summed_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, y, reduction="sum")
+
+    for grads in _batch_gradients(model, data, summed_loss, batch_size=batch_size, device=device):
+        for n, gr in grads.items():
+            total[n] += gr
     flat = torch.cat([t.abs().flatten() for t in total.values()])
     keep = round(ratio * flat.numel())
     order = torch.sort(-flat, stable=True).indices  # largest first; ties by position
@@ -254,29 +268,17 @@ def batch_importances(model: nn.Module, data: View, kind: str = "fisher", *, bat
         raise ParameterError(f"The 'kind' parameter of batch_importances must be fisher or output_norm; got {kind!r}.")
     if len(data) == 0:
         raise ParameterError("The 'data' parameter of batch_importances must hold at least one sample; got 0.")
-    dev = torch.device(device)
     params = trainable(model)
     total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
     batches = 0
-    was = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for rows in data.index_batches(batch_size):
-                model.zero_grad(set_to_none=True)
-                out = model(data.x[rows].to(dev))
-                if kind == "fisher":
-                    F.cross_entropy(out, data.y[rows].to(dev)).backward()
-                else:
-                    out.pow(2).sum(1).mean().backward()
-                for n, p in params.items():
-                    if p.grad is not None:
-                        g = p.grad.detach().double()
-                        total[n] += g.square() if kind == "fisher" else g.abs()
-                batches += 1
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was)
+
+    def batch_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, y) if kind == "fisher" else out.pow(2).sum(1).mean()
+
+    for grads in _batch_gradients(model, data, batch_loss, batch_size=batch_size, device=device):
+        for n, gr in grads.items():
+            total[n] += gr.square() if kind == "fisher" else gr.abs()
+        batches += 1
     return {n: (t / batches).float() for n, t in total.items()}
 
 

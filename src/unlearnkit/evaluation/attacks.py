@@ -139,9 +139,12 @@ class ShadowAttack(Attack):
         super().__init__(classifier=classifier)
         self.classifier = classifier
 
+    def features(self, o: Outputs) -> np.ndarray:
+        """The classifier's input per sample: the sorted confidences and the true-label one (and the loss)."""
+        return confidence_features(o, with_loss=self.with_loss)
+
     def _fit(self, members: Outputs, nonmembers: Outputs, seed: int) -> None:
-        xm = confidence_features(members, with_loss=self.with_loss)
-        xn = confidence_features(nonmembers, with_loss=self.with_loss)
+        xm, xn = self.features(members), self.features(nonmembers)
         size = min(len(xm), len(xn))  # balance the two sides by a seeded subsample of the larger one
         rng = np.random.default_rng(seed)
         xm, xn = xm[rng.permutation(len(xm))[:size]], xn[rng.permutation(len(xn))[:size]]
@@ -150,7 +153,7 @@ class ShadowAttack(Attack):
 
     def score(self, outputs: Outputs) -> np.ndarray:
         self._check()
-        return np.asarray(self.model.predict_proba(confidence_features(outputs, with_loss=self.with_loss))[:, 1])
+        return np.asarray(self.model.predict_proba(self.features(outputs))[:, 1])
 
     def predict(self, outputs: Outputs) -> np.ndarray:
         return np.asarray(self.score(outputs) >= 0.5)
@@ -173,17 +176,8 @@ class WhiteBoxShadowAttack(ShadowAttack):
 
     name = "shadow_whitebox"
 
-    def _fit(self, members: Outputs, nonmembers: Outputs, seed: int) -> None:
-        xm, xn = whitebox_features(members), whitebox_features(nonmembers)
-        size = min(len(xm), len(xn))
-        rng = np.random.default_rng(seed)
-        xm, xn = xm[rng.permutation(len(xm))[:size]], xn[rng.permutation(len(xn))[:size]]
-        self.model = _classifier(self.classifier, seed)
-        self.model.fit(np.concatenate([xm, xn]), np.concatenate([np.ones(size), np.zeros(size)]))
-
-    def score(self, outputs: Outputs) -> np.ndarray:
-        self._check()
-        return np.asarray(self.model.predict_proba(whitebox_features(outputs))[:, 1])
+    def features(self, o: Outputs) -> np.ndarray:
+        return whitebox_features(o)
 
 
 class ShadowLossAttack(ShadowAttack):

@@ -22,9 +22,9 @@ from torch import nn
 from unlearnkit.core.distillation import distill_kl
 from unlearnkit.core.models import evaluating, init_weights
 from unlearnkit.core.training import TrainConfig, make_optimizer
-from unlearnkit.methods.base import Context, Unlearner
+from unlearnkit.methods.base import TRAINER_CONSTRAINTS, Context, Unlearner
 from unlearnkit.progress import progress_bar
-from unlearnkit.validation import Constraint, Interval, Options
+from unlearnkit.validation import Constraint, Interval
 
 
 class BadTeacher(Unlearner):
@@ -56,11 +56,7 @@ class BadTeacher(Unlearner):
         "retain_share": 0.3,
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "epochs": Interval(int, 0, None),
-        "lr": Interval(float, 0, None, closed="neither"),
-        "batch_size": Interval(int, 1, None),
-        "optimizer": Options(("sgd", "adam")),
-        "momentum": Interval(float, 0, 1, closed="left"),
+        **TRAINER_CONSTRAINTS,
         "temperature": Interval(float, 0, None, closed="neither"),
         "retain_share": Interval(float, 0, 1, closed="right"),
     }

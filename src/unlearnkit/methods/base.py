@@ -45,6 +45,15 @@ MASK_CONSTRAINTS: dict[str, Constraint] = {
     "mask_ratio": Interval(float, 0, 1, closed="right"),
 }
 
+#: The trainer settings most training-based methods share (their constraints, declared once).
+TRAINER_CONSTRAINTS: dict[str, Constraint] = {
+    "epochs": Interval(int, 0, None),
+    "lr": Interval(float, 0, None, closed="neither"),
+    "batch_size": Interval(int, 1, None),
+    "optimizer": Options(("sgd", "adam")),
+    "momentum": Interval(float, 0, 1, closed="left"),
+}
+
 NEEDS = frozenset({"forget", "retain", "retain_subset", "holdout", "extra", "recipe", "prepared", "linear_head"})
 KINDS = frozenset({"classes", "samples", "features"})
 

@@ -28,17 +28,11 @@ from torch import nn
 
 from unlearnkit.core.models import evaluating, find_head
 from unlearnkit.core.training import TrainConfig, make_optimizer
-from unlearnkit.methods.base import Context, Unlearner
+from unlearnkit.methods.base import TRAINER_CONSTRAINTS, Context, Unlearner
 from unlearnkit.progress import progress_bar
-from unlearnkit.validation import Constraint, Interval, Options
+from unlearnkit.validation import Constraint, Interval
 
-_TRAIN: dict[str, Constraint] = {
-    "epochs": Interval(int, 0, None),
-    "lr": Interval(float, 0, None, closed="neither"),
-    "batch_size": Interval(int, 1, None),
-    "optimizer": Options(("sgd", "adam")),
-    "momentum": Interval(float, 0, 1, closed="left"),
-}
+_TRAIN: dict[str, Constraint] = TRAINER_CONSTRAINTS
 
 
 def nearest_wrong_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 from torch import nn
 
 from unlearnkit.core.training import TrainConfig, fit
-from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, Context, Unlearner
-from unlearnkit.validation import Constraint, Interval, Options
+from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, TRAINER_CONSTRAINTS, Context, Unlearner
+from unlearnkit.validation import Constraint
 
 
 class Finetune(Unlearner):
@@ -35,14 +35,7 @@ class Finetune(Unlearner):
         "momentum": 0.9,
         **MASK_DEFAULTS,
     }
-    parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "epochs": Interval(int, 0, None),
-        "lr": Interval(float, 0, None, closed="neither"),
-        "batch_size": Interval(int, 1, None),
-        "optimizer": Options(("sgd", "adam")),
-        "momentum": Interval(float, 0, 1, closed="left"),
-        **MASK_CONSTRAINTS,
-    }
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {**TRAINER_CONSTRAINTS, **MASK_CONSTRAINTS}
     identity_params: ClassVar[dict[str, Any] | None] = {"epochs": 0}
 
     def _unlearn(self, model: nn.Module, ctx: Context) -> nn.Module:

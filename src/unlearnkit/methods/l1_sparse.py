@@ -16,8 +16,8 @@ from torch import nn
 
 from unlearnkit.core.gradients import trainable
 from unlearnkit.core.training import TrainConfig, fit
-from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, Context, Unlearner
-from unlearnkit.validation import Constraint, Interval, Options
+from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, TRAINER_CONSTRAINTS, Context, Unlearner
+from unlearnkit.validation import Constraint, Interval
 
 
 def l1_weight(gamma: float, epoch: int, epochs: int) -> float:
@@ -51,12 +51,8 @@ class L1Sparse(Unlearner):
         **MASK_DEFAULTS,
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "epochs": Interval(int, 0, None),
-        "lr": Interval(float, 0, None, closed="neither"),
+        **TRAINER_CONSTRAINTS,
         "gamma": Interval(float, 0, None),
-        "batch_size": Interval(int, 1, None),
-        "optimizer": Options(("sgd", "adam")),
-        "momentum": Interval(float, 0, 1, closed="left"),
         **MASK_CONSTRAINTS,
     }
     search_space: ClassVar[dict[str, dict[str, Any]] | None] = {

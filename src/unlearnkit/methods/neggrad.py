@@ -16,16 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.core.training import TrainConfig, endless_batches, make_optimizer, to_device
-from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, Context, Unlearner
+from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, TRAINER_CONSTRAINTS, Context, Unlearner
 from unlearnkit.progress import progress_bar
 from unlearnkit.validation import AnyOf, Constraint, Interval, NoneOr, Options
 
 _COMMON: dict[str, Constraint] = {
-    "epochs": Interval(int, 0, None),
-    "lr": Interval(float, 0, None, closed="neither"),
-    "batch_size": Interval(int, 1, None),
-    "optimizer": Options(("sgd", "adam")),
-    "momentum": Interval(float, 0, 1, closed="left"),
+    **TRAINER_CONSTRAINTS,
     "max_grad_norm": NoneOr(Interval(float, 0, None, closed="neither")),
     "forget_loss_cap": NoneOr(AnyOf((Interval(float, 0, None, closed="neither"), Options(("chance",))))),
 }

@@ -18,8 +18,8 @@ from torch import nn
 
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.splits import View
-from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, Context, Unlearner
-from unlearnkit.validation import Constraint, Interval, Options
+from unlearnkit.methods.base import MASK_CONSTRAINTS, MASK_DEFAULTS, TRAINER_CONSTRAINTS, Context, Unlearner
+from unlearnkit.validation import Constraint, Options
 
 
 def random_labels(labels: torch.Tensor, num_classes: int, how: str, generator: torch.Generator) -> torch.Tensor:
@@ -59,11 +59,7 @@ class RandomLabel(Unlearner):
         **MASK_DEFAULTS,
     }
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "epochs": Interval(int, 0, None),
-        "lr": Interval(float, 0, None, closed="neither"),
-        "batch_size": Interval(int, 1, None),
-        "optimizer": Options(("sgd", "adam")),
-        "momentum": Interval(float, 0, 1, closed="left"),
+        **TRAINER_CONSTRAINTS,
         "labels": Options(("other", "all")),
         **MASK_CONSTRAINTS,
     }
