@@ -187,3 +187,55 @@ def test_the_registry_commands_end_to_end(tmp_path, model_dir, capsys):
     assert main(["request", "submit", str(reg), "--subject", "nobody", "--reason", "x"]) == 2
     assert "must be a subject of the registry" in capsys.readouterr().err
     assert main(["registry", "verify", str(tmp_path / "nothing")]) == 2
+
+
+def _deletions(folder: Path) -> list[list[int]]:
+    return [d["forget_positions"] for d in json.loads((folder / "model.json").read_text())["deletions"]]
+
+
+def test_apply_honours_every_pending_request_once_and_each_version_keeps_earlier_deletions(tmp_path, model_dir, capsys):
+    reg = tmp_path / "prod"
+    csv = tmp_path / "s.csv"
+    csv.write_text("row,subject\n5,user-1\n9,user-1\n")
+    assert main(["registry", "init", str(reg), "--model", str(model_dir), "--subjects", str(csv)]) == 0
+    assert main(["request", "submit", str(reg), "--subject", "user-1", "--reason", "GDPR"]) == 0
+    assert main(["request", "apply", str(reg), "--method", "finetune", "--set", "epochs=1", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "version 1 (versions/v0001): honours request(s)" in out and "receipt: ledger row" in out
+    rows = tmp_path / "rows.txt"
+    rows.write_text("11\n12\n9\n")  # 9 is already forgotten by version 1
+    assert main(["request", "submit", str(reg), "--indices", str(rows), "--reason", "ticket"]) == 0
+    assert main(["request", "submit", str(reg), "--subject", "user-1", "--reason", "again"]) == 0
+    assert "already_honoured" in capsys.readouterr().out
+    assert main(["request", "apply", str(reg), "--method", "finetune", "--set", "epochs=1"]) == 0
+    r = Registry(reg)
+    assert r.current().name == "v0002" and r.verify() == [] and r.pending() == []
+    v1, v2 = _deletions(reg / "versions" / "v0001"), _deletions(reg / "versions" / "v0002")
+    assert len(v1) == 1 and len(v2) == 2 and v2[0] == v1[0]  # request 2's version keeps request 1's deletion
+    assert len(v2[1]) == 2  # rows 11 and 12: row 9 was not forgotten twice
+    states = [x["state"] for x in r.requests()]
+    assert states == ["applied", "applied", "already_honoured"]
+    assert main(["request", "apply", str(reg), "--method", "finetune"]) == 0
+    assert "no pending request" in capsys.readouterr().out
+
+
+def test_what_an_interrupted_apply_left_is_cleaned_and_the_rerun_applies_once(registry, model_dir):
+    import shutil
+
+    rid = registry.submit(rows=[4, 8])
+    root = registry.folder / "versions"
+    shutil.copytree(model_dir, root / ".v0001-apply")  # killed while writing the new model
+    shutil.copytree(model_dir, root / "v0001")  # ... or after the rename, before the ledger commit
+    calls = []
+
+    def unlearn(parent, rows, out):  # a stand-in for `unlearnkit unlearn`: copies the parent
+        calls.append(rows)
+        shutil.copytree(parent, out, ignore=shutil.ignore_patterns("receipt.json"))
+        return {"seconds": 0.0}
+
+    made = registry.apply(unlearn, method="copy")
+    assert calls == [[4, 8]] and [v["version"] for v in made] == [1] and not (root / ".v0001-apply").exists()
+    assert registry.verify() == [] and [r["state"] for r in registry.requests() if r["id"] == rid] == ["applied"]
+    (root / "v0001" / RECEIPT).unlink()  # killed after the commit, before the receipt
+    assert registry.clean() == ["wrote the missing receipt of v0001"] and registry.verify() == []
+    assert registry.apply(unlearn, method="copy") == [] and calls == [[4, 8]]  # nothing applied twice

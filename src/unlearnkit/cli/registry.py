@@ -5,6 +5,7 @@
     unlearnkit registry current DIR         # the folder of the model to serve now
     unlearnkit request submit DIR (--subject ID | --indices FILE) --reason TEXT
     unlearnkit request list DIR [--json]
+    unlearnkit request apply DIR --method M [--set KEY=VALUE] [--seed S] [--one-by-one]
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def add_request(sub: Any) -> None:
     g.add_argument("--subject", default=None, help="a subject id of the registry's subjects CSV")
     g.add_argument("--indices", default=None, help="file of dataset rows to delete: one integer per line, or .npy")
     s.add_argument("--reason", required=True, help="why (e.g. 'GDPR art. 17, ticket 5531'): kept in the ledger")
+    a = cmds.add_parser("apply", help="honour every pending request in a new model version (crash-safe)")
+    a.add_argument("dir", help="registry folder")
+    a.add_argument("--method", required=True, help="unlearning method (unlearnkit list methods)")
+    common.add_settings(a, "--set", "KEY=VALUE", "method setting, e.g. --set epochs=3")
+    common.add_seed(a)
+    a.add_argument("--one-by-one", action="store_true", help="one version per request (default: one for all)")
+    common.add_runtime(a)
     ls = cmds.add_parser("list", help="every request with its state and dates")
     ls.add_argument("dir", help="registry folder")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -79,6 +87,8 @@ def cmd_request(args: argparse.Namespace) -> int:
     from unlearnkit.running.ledger import Registry
 
     reg = Registry(args.dir)
+    if args.request_command == "apply":
+        return _apply(reg, args)
     if args.request_command == "submit":
         from unlearnkit.data.splits import read_integers
 
@@ -97,4 +107,43 @@ def cmd_request(args: argparse.Namespace) -> int:
     for r in reqs:
         print(f"{r['id']:>5}  {r['state']:<17} {r['submitted_at'][:26]:<27} {len(r['rows']):>6}  "
               f"{r['subject'] or '-'} / {r['reason']}")  # fmt: skip
+    return common.EXIT_OK
+
+
+def _apply(reg: Any, args: argparse.Namespace) -> int:
+    """``request apply``: each new version is ``unlearnkit unlearn`` of the current one on the pending rows."""
+    import tempfile
+    from pathlib import Path
+
+    from unlearnkit.cli.unlearn import cmd_unlearn
+
+    settings = common.parse_settings(args.set, qualified=False).get("", {})
+    for note in reg.clean():
+        common.say(f"registry: {note}")
+
+    def unlearn(parent: Path, rows: list[int], out: Path) -> dict[str, Any]:
+        from unlearnkit.cli import build_parser
+
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("\n".join(map(str, rows)) + "\n")
+        try:
+            argv = ["unlearn", "--model", str(parent), "--method", args.method, "--forget-rows", f.name,
+                    "--seed", str(args.seed), "--out", str(out), "--no-progress",
+                    *(["--threads", str(args.threads)] if args.threads is not None else []),
+                    *(x for k, v in settings.items() for x in ("--set", f"{k}={json.dumps(v)}"))]  # fmt: skip
+            code = cmd_unlearn(build_parser().parse_args(argv))
+        finally:
+            Path(f.name).unlink(missing_ok=True)
+        if code != common.EXIT_OK:
+            raise RuntimeError(f"unlearn exited {code}")
+        record = json.loads((out / "record.json").read_text())
+        return {"seconds": record["results"][0]["seconds"]}
+
+    made = reg.apply(unlearn, method=args.method, settings=settings, seed=args.seed, one_by_one=args.one_by_one)
+    if not made:
+        print("no pending request")
+    for v in made:
+        print(f"version {v['version']} ({v['folder']}): honours request(s) {v['requests']} — {len(v['rows'])} rows, "
+              f"{args.method}, {v['seconds']:.2f} s; receipt: ledger row {v['receipt']['rows']}, head "
+              f"{v['receipt']['head']}")  # fmt: skip
     return common.EXIT_OK

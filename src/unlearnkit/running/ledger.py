@@ -31,7 +31,7 @@ import json
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,73 @@ class Registry:
         if not path.is_relative_to(self.folder.resolve()):
             raise ParameterError(f"The ledger names a path outside the registry: {relative!r}.")
         return path
+
+    # -- applying requests ----------------------------------------------------------------
+    def clean(self) -> list[str]:
+        """Undo what an interrupted ``apply`` left: returns what it removed or repaired.
+
+        * a temporary ``versions/.vNNNN-*`` folder (killed while the new model was written) is removed;
+        * a ``versions/vNNNN`` folder the ledger does not record and that has no receipt (killed after the
+          folder was renamed into place, before the ledger transaction committed) is removed — a folder
+          that has a receipt is never removed: its rows were taken out of the ledger, and ``verify`` says so;
+        * a recorded version without its receipt (killed after the commit) gets one.
+        """
+        done = []
+        root = self.folder / VERSIONS
+        for tmp in sorted(root.glob(".v*")):
+            shutil.rmtree(tmp, ignore_errors=True)
+            done.append(f"removed the unfinished {tmp.name}")
+        recorded = {self._inside(v["folder"]): v for v in self.versions() if _safe(self, v["folder"])}
+        for folder in sorted(p for p in root.glob("v*") if p.is_dir()):
+            if folder.resolve() not in recorded and not (folder / RECEIPT).exists():
+                shutil.rmtree(folder)
+                done.append(f"removed {folder.name}, written but never recorded")
+        for folder in recorded:
+            if folder.is_dir() and not (folder / RECEIPT).exists():
+                _write_receipt(folder, self.ledger)
+                done.append(f"wrote the missing receipt of {folder.name}")
+        return done
+
+    def apply(self, unlearn: Callable[[Path, list[int], Path], Mapping[str, Any]], *, method: str,
+              settings: Mapping[str, Any] | None = None, seed: int = 0,
+              one_by_one: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+        """Honour every pending request, in order, in a new model version (or one version per request).
+
+        ``unlearn(parent_folder, dataset_rows, out_folder)`` writes the new model into ``out_folder`` (a
+        folder that does not exist yet) and returns facts about the run (e.g. ``seconds``); the CLI passes
+        ``unlearnkit unlearn``. The new folder is written under a temporary name, renamed into place, and
+        only then recorded — its version row and the requests' ``applied`` states in one transaction —
+        and given its receipt, so a crash at any point leaves the previous version current and the
+        requests pending (:meth:`clean`, run first, removes what was left).
+
+        Returns one dict per new version: its number, folder, requests, rows and receipt.
+        """
+        self.clean()
+        pending = self.pending()
+        groups = [[r] for r in pending] if one_by_one else ([pending] if pending else [])
+        made = []
+        for group in groups:
+            honoured = set(self.honoured_rows())
+            ids = [r["id"] for r in group]
+            rows = sorted({x for r in group for x in r["rows"]} - honoured)
+            if not rows:  # everything was honoured by an earlier version of this same apply
+                self.ledger.append_many([("state", {"request": i, "state": "already_honoured"}) for i in ids])
+                continue
+            parent = self.versions()[-1]
+            number = int(parent["version"]) + 1
+            tmp = self.folder / VERSIONS / f".v{number:04d}-apply"
+            facts = dict(unlearn(self.current(), rows, tmp))
+            target = self.folder / VERSIONS / f"v{number:04d}"
+            tmp.rename(target)
+            body = {"version": number, "folder": f"{VERSIONS}/{target.name}", "parent": parent["version"],
+                    "requests": ids, "rows": rows, "method": method, "settings": dict(settings or {}), "seed": seed,
+                    "seconds": facts.get("seconds"), "files": _hashes(target)}  # fmt: skip
+            self.ledger.append_many([("version", body),
+                                     *(("state", {"request": i, "state": "applied", "version": number})
+                                       for i in ids)])  # fmt: skip
+            _write_receipt(target, self.ledger)
+            made.append({**body, "receipt": json.loads((target / RECEIPT).read_text())})
+        return made
 
     def verify(self) -> list[str]:
         """Everything wrong with the registry (empty: intact): the chain, every version's files, every anchor."""
