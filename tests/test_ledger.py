@@ -239,3 +239,34 @@ def test_what_an_interrupted_apply_left_is_cleaned_and_the_rerun_applies_once(re
     (root / "v0001" / RECEIPT).unlink()  # killed after the commit, before the receipt
     assert registry.clean() == ["wrote the missing receipt of v0001"] and registry.verify() == []
     assert registry.apply(unlearn, method="copy") == [] and calls == [[4, 8]]  # nothing applied twice
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["before_write", "after_write", "after_rename", "in_transaction", "after_commit"])
+def test_apply_killed_at_each_stage_leaves_the_previous_version_and_a_rerun_applies_once(tmp_path, model_dir, stage):
+    import os
+
+    from unlearnkit.running.ledger import KILL_AT
+
+    reg = tmp_path / "prod"
+    Registry.init(reg, model_dir, dataset_rows=N_ROWS).close()
+    r = Registry(reg)
+    ids = [r.submit(rows=[3, 4], reason="a"), r.submit(rows=[10], reason="b")]
+    r.close()
+    cmd = [sys.executable, "-m", "unlearnkit", "request", "apply", str(reg), "--method", "finetune",
+           "--set", "epochs=1"]  # fmt: skip
+    killed = subprocess.run(cmd, env={**os.environ, KILL_AT: stage}, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr  # a real SIGKILL at that stage
+    after = Registry(reg)
+    if stage == "after_commit":  # the version is recorded; only its receipt is missing
+        assert after.current().name == "v0001" and [q["state"] for q in after.requests()] == ["applied"] * 2
+    else:  # the previous version is still current and the requests are pending
+        assert after.current().name == "v0000" and [q["id"] for q in after.pending()] == ids
+    after.close()
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    final = Registry(reg)
+    assert final.verify() == [] and final.current().name == "v0001"
+    assert sorted(p.name for p in (reg / "versions").iterdir()) == ["v0000", "v0001"]  # nothing partial left
+    assert [q["state"] for q in final.requests()] == ["applied", "applied"]
+    assert [v["version"] for v in final.versions()] == [0, 1]  # applied exactly once

@@ -28,7 +28,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +41,9 @@ from typing import Any
 from unlearnkit.errors import ParameterError
 from unlearnkit.files import file_sha256, write_json_atomic
 
+#: Test hook: a process with this variable set to a stage name of ``Registry.apply`` kills itself (SIGKILL)
+#: there, so the crash tests can stop a real apply at every stage.
+KILL_AT = "UNLEARNKIT_TEST_KILL_AT"
 LEDGER = "ledger.sqlite3"
 VERSIONS = "versions"
 RECEIPT = "receipt.json"
@@ -64,6 +69,11 @@ class Row:
     body: Any
     prev: str
     hash: str
+
+
+def _checkpoint(stage: str) -> None:
+    if os.environ.get(KILL_AT) == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _now() -> str:
@@ -101,6 +111,7 @@ class Ledger:
             last = self.db.execute("SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0], last[1]) if last else (0, GENESIS)
             for kind, body in items:
+                _checkpoint("in_transaction")
                 if kind not in KINDS:
                     raise ParameterError(f"The 'kind' parameter must be one of {', '.join(KINDS)}; got {kind!r}.")
                 seq, at = seq + 1, _now()
@@ -320,15 +331,19 @@ class Registry:
             parent = self.versions()[-1]
             number = int(parent["version"]) + 1
             tmp = self.folder / VERSIONS / f".v{number:04d}-apply"
+            _checkpoint("before_write")
             facts = dict(unlearn(self.current(), rows, tmp))
+            _checkpoint("after_write")
             target = self.folder / VERSIONS / f"v{number:04d}"
             tmp.rename(target)
+            _checkpoint("after_rename")
             body = {"version": number, "folder": f"{VERSIONS}/{target.name}", "parent": parent["version"],
                     "requests": ids, "rows": rows, "method": method, "settings": dict(settings or {}), "seed": seed,
                     "seconds": facts.get("seconds"), "files": _hashes(target)}  # fmt: skip
             self.ledger.append_many([("version", body),
                                      *(("state", {"request": i, "state": "applied", "version": number})
                                        for i in ids)])  # fmt: skip
+            _checkpoint("after_commit")
             _write_receipt(target, self.ledger)
             made.append({**body, "receipt": json.loads((target / RECEIPT).read_text())})
         return made
