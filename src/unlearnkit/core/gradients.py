@@ -279,7 +279,7 @@ def batch_importances(model: nn.Module, data: View, kind: str = "fisher", *, bat
         for n, gr in grads.items():
             total[n] += gr.square() if kind == "fisher" else gr.abs()
         batches += 1
-    return {n: (t / batches).float() for n, t in total.items()}
+    return {n: t / batches for n, t in total.items()}  # float64: float32 could round a tiny I_D to 0
 
 
 def per_sample_grad_norms(model: nn.Module, data: View, *, device: str | torch.device = "cpu") -> torch.Tensor:

@@ -268,7 +268,8 @@ class Unlearner:
         dev = torch.device(device)
         start = time.perf_counter()
         try:
-            with torch.random.fork_rng(devices=[]):
+            cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=cuda):  # manual_seed seeds CUDA too: its state is put back
                 torch.manual_seed(int(seed))
                 work = copy.deepcopy(model).to(dev)
                 ctx = Context(

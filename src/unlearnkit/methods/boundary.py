@@ -47,8 +47,8 @@ def nearest_wrong_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps
         xa = x.clone().requires_grad_(True)
         loss = F.cross_entropy(model(xa), y)
         (g,) = torch.autograd.grad(loss, xa)
-        with torch.no_grad():
-            out = model(x + epsilon * g.sign())
+        with torch.no_grad():  # kept inside the inputs' range (the reference clamps images to [0, 1])
+            out = model((x + epsilon * g.sign()).clamp(float(x.min()), float(x.max())))
             top2 = out.topk(2, dim=1).indices
             return torch.where(top2[:, 0] == y, top2[:, 1], top2[:, 0])
     finally:

@@ -26,9 +26,10 @@ from unlearnkit.validation import Constraint, Interval
 def dampen(weight: torch.Tensor, forget_imp: torch.Tensor, data_imp: torch.Tensor, alpha: float,
            lam: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """SSD's rule on one tensor: ``(new weight, selected mask)``; selected where ``I_f > α I_D``."""
-    selected = forget_imp > alpha * data_imp
-    beta = torch.clamp(lam * data_imp / forget_imp.clamp_min(torch.finfo(forget_imp.dtype).tiny), max=1.0)
-    return torch.where(selected, weight * beta, weight), selected
+    f, d = forget_imp.to(weight.device, torch.float64), data_imp.to(weight.device, torch.float64)
+    selected = f > alpha * d
+    beta = torch.clamp(lam * d / f.clamp_min(torch.finfo(torch.float64).tiny), max=1.0)
+    return torch.where(selected, (weight.double() * beta).to(weight.dtype), weight), selected
 
 
 def _training_data(retain: View, forget: View) -> View:
