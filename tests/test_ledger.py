@@ -92,13 +92,15 @@ def _sql(registry: Registry, statement: str, *args) -> None:
 
 def test_an_edited_row_is_named(registry):
     registry.submit(subject="user-2", reason="first")
-    seq = registry.submit(rows=[1], reason="second")
+    rid = registry.submit(rows=[1], reason="second")
+    seq = next(r["row"] for r in registry.requests() if r["id"] == rid)
     _sql(registry, "UPDATE rows SET body = replace(body, 'second', 'edited') WHERE seq = ?", seq)
     assert any(f"row {seq} (request) was edited" in p for p in registry.verify())
 
 
 def test_a_deleted_or_reordered_row_is_named(registry):
-    ids = [registry.submit(rows=[r]) for r in (1, 2, 3)]
+    rids = [registry.submit(rows=[r]) for r in (1, 2, 3)]
+    ids = [next(r["row"] for r in registry.requests() if r["id"] == i) for i in rids]
     _sql(registry, "DELETE FROM rows WHERE seq = ?", ids[1])
     problems = registry.verify()
     assert any(f"row {ids[1]} is missing" in p for p in problems)
@@ -270,3 +272,63 @@ def test_apply_killed_at_each_stage_leaves_the_previous_version_and_a_rerun_appl
     assert sorted(p.name for p in (reg / "versions").iterdir()) == ["v0000", "v0001"]  # nothing partial left
     assert [q["state"] for q in final.requests()] == ["applied", "applied"]
     assert [v["version"] for v in final.versions()] == [0, 1]  # applied exactly once
+
+
+def test_request_show_gives_the_evidence_without_a_retrained_reference(tmp_path, model_dir, capsys):
+    from test_bench import _chromium
+
+    reg = tmp_path / "prod"
+    assert main(["registry", "init", str(reg), "--model", str(model_dir)]) == 0
+    trained = json.loads((model_dir / "training_rows.json").read_text())["rows"]
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(str(r) for r in trained[:100]) + "\n")
+    assert main(["request", "submit", str(reg), "--indices", str(rows), "--reason", "GDPR art. 17"]) == 0
+    assert main(["request", "apply", str(reg), "--method", "neggrad", "--set", "epochs=3"]) == 0
+    capsys.readouterr()
+    page = tmp_path / "audit.html"
+    assert main(["request", "show", str(reg), "1", "--html", str(page)]) == 0
+    text = capsys.readouterr().out
+    assert "honoured by version 1" in text and "forgotten vs never-seen by loss: AUC" in text
+    capsys.readouterr()
+    assert main(["request", "show", str(reg), "1", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    ev = rec["evidence"]
+    assert ev["version"] == 1 and ev["before"]["n_forget"] == ev["rows"] == 100
+    for when in ("before", "after"):
+        for kind in ("loss", "entropy"):
+            assert 0.5 <= ev[when][kind]["auc"] <= 1.0 and 0.0 <= ev[when][kind]["ks"] <= 1.0
+    assert main(["request", "show", str(reg), "99"]) == 2
+    held_out = sorted(set(range(N_ROWS)) - set(trained))[:3]  # rows the model never trained on
+    r = Registry(reg)
+    rid = r.submit(rows=held_out, reason="never seen")
+    assert r.apply(lambda *a: pytest.fail("nothing to unlearn"), method="x") == []
+    assert [q["state"] for q in r.requests() if q["id"] == rid] == ["never_trained_on"]
+    browser = _chromium()
+    try:
+        browser.get(page.as_uri())
+        assert browser.title == "Deletion request 1"
+        assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+        bars = browser.execute_script(
+            "return Array.from(document.querySelectorAll('figure svg')).map(e => {"
+            "const r = e.getBoundingClientRect(); return [r.width, r.height,"
+            " Array.from(e.querySelectorAll('[id^=series-]')).length]; })"
+        )
+    finally:
+        browser.quit()
+    assert len(bars) == 2 and all(w > 100 and h > 100 and n > 0 for w, h, n in bars)
+
+
+def test_forgotten_vs_unseen_is_chance_on_one_distribution_and_high_on_separated_ones():
+    import torch
+
+    from unlearnkit.evaluation.evidence import forgotten_vs_unseen
+    from unlearnkit.evaluation.outputs import Outputs
+
+    g = torch.Generator().manual_seed(0)
+    a = Outputs(torch.randn(400, 3, generator=g), torch.zeros(400, dtype=torch.long))
+    b = Outputs(torch.randn(400, 3, generator=g), torch.zeros(400, dtype=torch.long))
+    same = forgotten_vs_unseen(a, b)
+    assert same["loss"]["auc"] < 0.56 and same["loss"]["p_value"] > 0.01
+    sure = Outputs(torch.tensor([[9.0, 0.0, 0.0]]).repeat(400, 1), torch.zeros(400, dtype=torch.long))
+    far = forgotten_vs_unseen(sure, b)
+    assert far["loss"]["auc"] > 0.99 and far["entropy"]["ks"] > 0.9

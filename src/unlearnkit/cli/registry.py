@@ -48,6 +48,11 @@ def add_request(sub: Any) -> None:
     common.add_seed(a)
     a.add_argument("--one-by-one", action="store_true", help="one version per request (default: one for all)")
     common.add_runtime(a)
+    sh = cmds.add_parser("show", help="the evidence an auditor reads for one request")
+    sh.add_argument("dir", help="registry folder")
+    sh.add_argument("id", type=int, help="request id (request list)")
+    sh.add_argument("--json", action="store_true", help="print the full record as JSON")
+    sh.add_argument("--html", default=None, help="also write a self-contained HTML page there")
     ls = cmds.add_parser("list", help="every request with its state and dates")
     ls.add_argument("dir", help="registry folder")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -89,6 +94,8 @@ def cmd_request(args: argparse.Namespace) -> int:
     reg = Registry(args.dir)
     if args.request_command == "apply":
         return _apply(reg, args)
+    if args.request_command == "show":
+        return _show(reg, args)
     if args.request_command == "submit":
         from unlearnkit.data.splits import read_integers
 
@@ -139,7 +146,8 @@ def _apply(reg: Any, args: argparse.Namespace) -> int:
         record = json.loads((out / "record.json").read_text())
         return {"seconds": record["results"][0]["seconds"]}
 
-    made = reg.apply(unlearn, method=args.method, settings=settings, seed=args.seed, one_by_one=args.one_by_one)
+    made = reg.apply(unlearn, method=args.method, settings=settings, seed=args.seed, one_by_one=args.one_by_one,
+                     evidence=measure)  # fmt: skip
     if not made:
         print("no pending request")
     for v in made:
@@ -147,3 +155,100 @@ def _apply(reg: Any, args: argparse.Namespace) -> int:
               f"{args.method}, {v['seconds']:.2f} s; receipt: ledger row {v['receipt']['rows']}, head "
               f"{v['receipt']['head']}")  # fmt: skip
     return common.EXIT_OK
+
+
+def measure(parent: Any, new: Any, rows: list[int]) -> dict[str, Any]:
+    """A new version's evidence without a retrained reference: forgotten vs never-seen, before and after."""
+    import torch
+
+    from unlearnkit.core.artifacts import load_model
+    from unlearnkit.data import ForgetRequest
+    from unlearnkit.evaluation.evidence import forgotten_vs_unseen
+    from unlearnkit.evaluation.outputs import outputs_of
+    from unlearnkit.evaluation.scores import accuracy
+
+    model, meta, _ds, split, scenario = common.context_from_model(str(new), None)
+    before, _ = load_model(parent)
+    splits = scenario.prepare(split, seed=meta["seed"], request=ForgetRequest.from_rows(rows, split.train.indices))
+    classes = sorted({int(c) for c in splits.forget.labels})
+    same = torch.isin(splits.holdout.labels, torch.tensor(classes))
+    unseen = splits.holdout.subset(same.nonzero().flatten())
+    out: dict[str, Any] = {"rows": len(rows), "unseen": "holdout samples of the forgotten samples' classes"}
+    for when, m in (("before", before), ("after", model)):
+        out[when] = forgotten_vs_unseen(outputs_of(m, splits.forget), outputs_of(m, unseen))
+        out[when]["holdout_accuracy"] = accuracy(outputs_of(m, splits.holdout))
+    return out
+
+
+def _show(reg: Any, args: argparse.Namespace) -> int:
+    rec = reg.show(args.id)
+    req, version, ev = rec["request"], rec["version"], rec["evidence"]
+    if args.json:
+        print(json.dumps(rec, indent=1))
+    else:
+        print(f"request {req['id']} ({req['state']}), submitted {req['submitted_at'][:19]} UTC: "
+              f"{req['subject'] or 'rows'} — {len(req['rows'])} dataset rows; reason: {req['reason']}")  # fmt: skip
+        if version is not None:
+            print(f"honoured by version {version['version']} ({version['folder']}, {version['method']}, "
+                  f"seed {version['seed']}, {version['seconds']:.2f} s), "
+                  f"recorded {version['recorded_at'][:19]} UTC")  # fmt: skip
+        if ev is not None:
+            for kind in ("loss", "entropy"):
+                b, a = ev["before"][kind], ev["after"][kind]
+                print(f"  forgotten vs never-seen by {kind}: AUC {b['auc']:.3f} before -> {a['auc']:.3f} after "
+                      f"(0.5: indistinguishable); KS {b['ks']:.3f} -> {a['ks']:.3f} "
+                      f"(p {a['p_value']:.3g} after)")  # fmt: skip
+            print(f"  holdout accuracy {100 * ev['before']['holdout_accuracy']:.2f}% -> "
+                  f"{100 * ev['after']['holdout_accuracy']:.2f}%")  # fmt: skip
+    if args.html:
+        from unlearnkit.files import write_text_atomic
+
+        write_text_atomic(args.html, request_html(rec))
+        print(f"wrote {args.html}")
+    return common.EXIT_OK
+
+
+def request_html(rec: dict[str, Any]) -> str:
+    """One request's evidence as a self-contained HTML page (inline SVG): what an auditor reads."""
+    import html
+
+    from unlearnkit.reporting import plots
+
+    req, version, ev = rec["request"], rec["version"], rec["evidence"]
+    esc = html.escape
+    body = [f"<h1>Deletion request {req['id']}</h1>",
+            f"<p>State <b>{esc(req['state'])}</b>; submitted {esc(req['submitted_at'])} UTC; "
+            f"{esc(req['subject'] or 'dataset rows')}: {len(req['rows'])} rows; "
+            f"reason: {esc(req['reason'])}.</p>"]  # fmt: skip
+    if version is not None:
+        body.append(f"<p>Honoured by version {version['version']} (<code>{esc(version['folder'])}</code>) with "
+                    f"<code>{esc(str(version['method']))}</code>, seed {version['seed']}, recorded "
+                    f"{esc(version['recorded_at'])} UTC.</p>")  # fmt: skip
+    if ev is not None:
+        rows = "".join(
+            f"<tr><td>{k}</td><td>{ev['before'][k]['auc']:.3f}</td><td>{ev['after'][k]['auc']:.3f}</td>"
+            f"<td>{ev['before'][k]['ks']:.3f}</td><td>{ev['after'][k]['ks']:.3f}</td>"
+            f"<td>{ev['after'][k]['p_value']:.3g}</td></tr>" for k in ("loss", "entropy"))  # fmt: skip
+        body.append("<h2>Forgotten vs never-seen samples</h2><p>Can an attacker tell the forgotten samples from "
+                    "never-seen samples of the same classes (the holdout split) by their loss or their "
+                    "prediction's entropy? AUC "
+                    "0.5 means not at all. No model retrained without the data is needed: this is the check a "
+                    "deployed model can afford. It is evidence, not proof: a method can hide samples from this "
+                    "test and not from stronger ones.</p><table><tr><th>signal</th><th>AUC before</th>"
+                    "<th>AUC after</th><th>KS before</th><th>KS after</th><th>KS p after</th></tr>"
+                    + rows + "</table>")  # fmt: skip
+        body.append(f"<p>Holdout accuracy {100 * ev['before']['holdout_accuracy']:.2f}% before, "
+                    f"{100 * ev['after']['holdout_accuracy']:.2f}% after.</p>")  # fmt: skip
+        for when in ("before", "after"):
+            h = ev[when]["loss"]["histogram"]
+            labels = [f"{e:.2g}" for e in h["edges"][:-1]]
+            fig = plots.grouped_bars(labels, [("forgotten", h["forget"]), ("never seen", h["unseen"])],
+                                     xlabel="per-sample loss (bin start)", ylabel="share of samples %",
+                                     title=f"loss, {when} unlearning",
+                                     ids=[f"{when}-{i}" for i in range(len(labels))])  # fmt: skip
+            body.append(f"<figure>{plots.svg(fig)}</figure>")
+    css = ("body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem}"
+           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem}"
+           "figure{display:inline-block;margin:0 1rem 1rem 0}figure svg{max-width:100%;height:auto}")  # fmt: skip
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Deletion request {req['id']}"
+            f"</title><style>{css}</style></head><body>" + "\n".join(body) + "</body></html>\n")

@@ -438,3 +438,42 @@ def memorization(correct: Any, trained: Any) -> np.ndarray:
         p_in = (c & t).sum(0) / n_in
         p_out = (c & ~t).sum(0) / n_out
     return np.where((n_in > 0) & (n_out > 0), p_in - p_out, np.nan)
+
+
+def forgotten_vs_unseen(forget: Any, unseen: Any) -> dict[str, Any]:
+    """Can the forgotten samples be told from never-seen samples of the same classes? (No retrained reference.)
+
+    The production check for one model: per-sample losses and prediction entropies of the forget set
+    against those of never-seen samples (the holdout split, same classes). For each signal, the two-sample
+    Kolmogorov–Smirnov statistic and p-value (``scipy.stats.ks_2samp``) and the AUC of the best one-sided
+    threshold (``max(AUC, 1 − AUC)``: 0.5 = an attacker with this signal cannot tell them apart).
+
+    Args:
+        forget, unseen: :class:`~unlearnkit.evaluation.outputs.Outputs` of one model.
+    """
+    from scipy.stats import ks_2samp
+    from sklearn.metrics import roc_auc_score
+
+    from unlearnkit.evaluation.scores import sample_scores
+
+    if len(forget) == 0 or len(unseen) == 0:
+        raise ParameterError(f"forgotten_vs_unseen needs both sides; got {len(forget)} and {len(unseen)} samples.")
+    out: dict[str, Any] = {"n_forget": len(forget), "n_unseen": len(unseen)}
+    for kind in ("loss", "entropy"):  # the true-label confidence is a monotone map of the loss: no new test
+        a = np.asarray(sample_scores(forget, kind), dtype=float)
+        b = np.asarray(sample_scores(unseen, kind), dtype=float)
+        a, b = np.nan_to_num(a, posinf=1e6), np.nan_to_num(b, posinf=1e6)
+        ks = ks_2samp(a, b)
+        auc = float(roc_auc_score(np.r_[np.ones(a.size), np.zeros(b.size)], np.r_[a, b]))
+        out[kind] = {"ks": float(ks.statistic), "p_value": float(ks.pvalue), "auc": max(auc, 1.0 - auc),
+                     "forget": percentiles(a), "unseen": percentiles(b),
+                     "histogram": _shared_histogram(a, b)}  # fmt: skip
+    return out
+
+
+def _shared_histogram(a: np.ndarray, b: np.ndarray, bins: int = 20) -> dict[str, list[float]]:
+    """Shares of two samples in the same ``bins`` equal-width bins (for a plot an auditor reads at a glance)."""
+    lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    return {"edges": edges.tolist(), "forget": (np.histogram(a, edges)[0] / a.size).tolist(),
+            "unseen": (np.histogram(b, edges)[0] / b.size).tolist()}  # fmt: skip

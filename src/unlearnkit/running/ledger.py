@@ -48,7 +48,7 @@ LEDGER = "ledger.sqlite3"
 VERSIONS = "versions"
 RECEIPT = "receipt.json"
 GENESIS = "0" * 64
-KINDS = ("init", "subjects", "request", "state", "version")
+KINDS = ("init", "subjects", "request", "state", "version", "evidence")
 
 
 def canonical(obj: Any) -> str:
@@ -110,10 +110,17 @@ class Ledger:
         try:
             last = self.db.execute("SELECT seq, hash FROM rows ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+            requests = None
             for kind, body in items:
                 _checkpoint("in_transaction")
                 if kind not in KINDS:
                     raise ParameterError(f"The 'kind' parameter must be one of {', '.join(KINDS)}; got {kind!r}.")
+                if kind == "request":  # numbered 1, 2, ... inside the transaction: unique under concurrent submits
+                    if requests is None:
+                        count = self.db.execute("SELECT COUNT(*) FROM rows WHERE kind = 'request'").fetchone()
+                        requests = int(count[0])
+                    requests += 1
+                    body = {**body, "id": requests}
                 seq, at = seq + 1, _now()
                 h = row_hash(prev, seq, kind, at, body)
                 self.db.execute("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)", (seq, kind, at, canonical(body), prev, h))
@@ -235,17 +242,18 @@ class Registry:
             raise ParameterError("The request names no dataset row; an empty request changes nothing.")
         done = set(self.honoured_rows())
         body = {"subject": subject, "rows": wanted, "reason": str(reason)}
-        row = self.ledger.append("request", body)  # its row number is its id: unique under concurrent submits
+        row = self.ledger.append("request", body)  # the ledger numbers it, inside the append's transaction
+        rid = int(row.body["id"])
         if set(wanted) <= done:
-            self.ledger.append("state", {"request": row.seq, "state": "already_honoured"})
-        return row.seq
+            self.ledger.append("state", {"request": rid, "state": "already_honoured"})
+        return rid
 
     def requests(self) -> list[dict[str, Any]]:
         """Every request with its current state (``pending`` until a state row says otherwise)."""
         reqs: dict[int, dict[str, Any]] = {}
         for r in self.ledger.rows():
             if r.kind == "request":
-                reqs[r.seq] = {"id": r.seq, "submitted_at": r.at, **r.body, "state": "pending"}
+                reqs[r.body["id"]] = {"submitted_at": r.at, "row": r.seq, **r.body, "state": "pending"}
             elif r.kind == "state" and r.body["request"] in reqs:
                 extra = {k: v for k, v in r.body.items() if k not in ("request", "state")}
                 reqs[r.body["request"]].update(state=r.body["state"], state_at=r.at, **extra)
@@ -253,6 +261,13 @@ class Registry:
 
     def pending(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["state"] == "pending"]
+
+    def trained_rows(self) -> set[int] | None:
+        """Dataset rows version 0 was trained on (its ``training_rows.json``); None when the model has no such file."""
+        path = self.folder / VERSIONS / "v0000" / "training_rows.json"
+        if not path.is_file():
+            return None
+        return {int(r) for r in json.loads(path.read_text())["rows"]}
 
     def honoured_rows(self) -> list[int]:
         """Dataset rows some version has already forgotten."""
@@ -304,10 +319,13 @@ class Registry:
         return done
 
     def apply(self, unlearn: Callable[[Path, list[int], Path], Mapping[str, Any]], *, method: str,
-              settings: Mapping[str, Any] | None = None, seed: int = 0,
-              one_by_one: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+              settings: Mapping[str, Any] | None = None, seed: int = 0, one_by_one: bool = False,
+              evidence: Callable[[Path, Path, list[int]], Mapping[str, Any]] | None = None,
+              ) -> list[dict[str, Any]]:  # fmt: skip
         """Honour every pending request, in order, in a new model version (or one version per request).
 
+        Only rows the model was trained on are unlearned (a request's rows in the holdout or test split were
+        never learned: a request with only such rows ends ``never_trained_on``).
         ``unlearn(parent_folder, dataset_rows, out_folder)`` writes the new model into ``out_folder`` (a
         folder that does not exist yet) and returns facts about the run (e.g. ``seconds``); the CLI passes
         ``unlearnkit unlearn``. The new folder is written under a temporary name, renamed into place, and
@@ -315,7 +333,10 @@ class Registry:
         and given its receipt, so a crash at any point leaves the previous version current and the
         requests pending (:meth:`clean`, run first, removes what was left).
 
-        Returns one dict per new version: its number, folder, requests, rows and receipt.
+        ``evidence(parent_folder, new_folder, rows)``, when given, measures the new version (e.g. forgotten
+        vs never-seen samples, utility against the parent); it is recorded in the same transaction.
+
+        Returns one dict per new version: its number, folder, requests, rows, evidence and receipt.
         """
         self.clean()
         pending = self.pending()
@@ -324,9 +345,12 @@ class Registry:
         for group in groups:
             honoured = set(self.honoured_rows())
             ids = [r["id"] for r in group]
-            rows = sorted({x for r in group for x in r["rows"]} - honoured)
-            if not rows:  # everything was honoured by an earlier version of this same apply
-                self.ledger.append_many([("state", {"request": i, "state": "already_honoured"}) for i in ids])
+            wanted = {x for r in group for x in r["rows"]}
+            trained = self.trained_rows()
+            rows = sorted((wanted if trained is None else wanted & trained) - honoured)
+            if not rows:  # honoured by an earlier version of this same apply, or never trained on
+                state = "already_honoured" if trained is None or wanted & trained else "never_trained_on"
+                self.ledger.append_many([("state", {"request": i, "state": state}) for i in ids])
                 continue
             parent = self.versions()[-1]
             number = int(parent["version"]) + 1
@@ -337,16 +361,30 @@ class Registry:
             target = self.folder / VERSIONS / f"v{number:04d}"
             tmp.rename(target)
             _checkpoint("after_rename")
+            measured = dict(evidence(self.current(), target, rows)) if evidence is not None else None
             body = {"version": number, "folder": f"{VERSIONS}/{target.name}", "parent": parent["version"],
                     "requests": ids, "rows": rows, "method": method, "settings": dict(settings or {}), "seed": seed,
                     "seconds": facts.get("seconds"), "files": _hashes(target)}  # fmt: skip
-            self.ledger.append_many([("version", body),
+            extra = [("evidence", {"version": number, **measured})] if measured is not None else []
+            self.ledger.append_many([("version", body), *extra,
                                      *(("state", {"request": i, "state": "applied", "version": number})
                                        for i in ids)])  # fmt: skip
             _checkpoint("after_commit")
             _write_receipt(target, self.ledger)
-            made.append({**body, "receipt": json.loads((target / RECEIPT).read_text())})
+            made.append({**body, "evidence": measured, "receipt": json.loads((target / RECEIPT).read_text())})
         return made
+
+    def show(self, request_id: int) -> dict[str, Any]:
+        """Everything recorded about one request: the request, the version that honours it, its evidence."""
+        req = next((r for r in self.requests() if r["id"] == request_id), None)
+        if req is None:
+            raise ParameterError(f"The 'request' parameter must be a request id of the registry; got {request_id!r}.")
+        version = next((v for v in self.versions() if request_id in v.get("requests", [])), None)
+        evidence = None
+        if version is not None:
+            evidence = next((r.body for r in self.ledger.rows()
+                             if r.kind == "evidence" and r.body["version"] == version["version"]), None)  # fmt: skip
+        return {"request": req, "version": version, "evidence": evidence}
 
     def verify(self) -> list[str]:
         """Everything wrong with the registry (empty: intact): the chain, every version's files, every anchor."""
