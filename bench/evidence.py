@@ -89,17 +89,19 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still records its compute time
     progress = args.out.with_suffix(".partial.json")  # compute seconds of earlier (interrupted) runs
     spent: dict[str, float] = json.loads(progress.read_text()) if progress.exists() else {}
-    record: dict[str, Any] = {"env": environment(), "units": []}
+    record: dict[str, Any] = {"env": environment(), "units": [], "pending": [u[0] for u in UNITS]}
     for name, n, limit in UNITS:
         try:
             record["units"].append(run_unit(name, 4 if args.smoke else n, limit, args.cache, spent, args.smoke))
         finally:
             write_text_atomic(progress, json.dumps(spent))
-    record["compute_seconds"] = sum(u["compute_seconds"] for u in record["units"])
-    write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
-    record["smoke"] = args.smoke
-    write_text_atomic(args.out, render(record, args.out.parent / "img", smoke=args.smoke))
-    say(f"wrote {args.out}")
+        record["pending"].remove(name)
+        # the page after every unit: a run stopped later still leaves a page of what is done (and says so)
+        record["compute_seconds"] = sum(spent.values())
+        record["smoke"] = args.smoke
+        write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
+        write_text_atomic(args.out, render(record, args.out.parent / "img", smoke=args.smoke))
+        say(f"wrote {args.out} ({len(record['units'])} of {len(UNITS)} units)")
 
 
 def _rank_agreement(unit: dict[str, Any]) -> tuple[float | None, list[str]]:
@@ -151,6 +153,10 @@ def render(record: dict[str, Any], img: Path, *, smoke: bool = False) -> str:
     ]
     if smoke:
         out += ["**Smoke run (N = 4, two methods): not a result.**", ""]
+    if record.get("pending"):
+        out += [f"**Not finished yet: {', '.join(f'`{u}`' for u in record['pending'])}** — rerun the command; it "
+                "resumes from its cache (the compute time above covers the finished units and the started ones).",
+                ""]  # fmt: skip
     for unit in record["units"]:
         stem = unit["benchmark"]
         rho, odd = _rank_agreement(unit)
