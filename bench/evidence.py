@@ -167,22 +167,34 @@ def render(record: dict[str, Any], img: Path, *, smoke: bool = False) -> str:
                 f"{unit['compute_seconds'] / 60:.0f} min. Rows sorted by F (higher is closer to retraining); "
                 f"seconds are per unlearning call (the ceiling row: per retraining).", "",
                 markdown_table(*evidence_table(unit)), ""]  # fmt: skip
-        between = [m for m, r in unit["rows"].items() if floor < r["forget_score"] < ceiling]
-        above = [m for m, r in unit["rows"].items() if r["forget_score"] >= ceiling]
-        below = [m for m, r in unit["rows"].items() if r["forget_score"] <= floor]
-        facts = [f"- Ceiling F {ceiling:.3f}, floor F {floor:.3f}: "
-                 + ("the two are apart, so F can separate a method from doing nothing at this N."
-                    if unit["ceiling"]["forget_score_ci"][0] > unit["floor"]["forget_score_ci"][1]
+        fci, cci = unit["floor"]["forget_score_ci"], unit["ceiling"]["forget_score_ci"]
+        rows_ = unit["rows"]
+        # read with the intervals: a method is above (below) the floor only when its interval clears the floor's
+        above = [m for m, r in rows_.items() if r["forget_score_ci"][0] > fci[1]]
+        below = [m for m, r in rows_.items() if r["forget_score_ci"][1] < fci[0]]
+        same = [m for m in rows_ if m not in above and m not in below]
+        at_ceiling = [m for m in above if rows_[m]["forget_score_ci"][1] >= cci[0]]
+        facts = [f"- Ceiling F {ceiling:.3f} [{cci[0]:.3f}, {cci[1]:.3f}], floor F {floor:.3f} [{fci[0]:.3f}, "
+                 f"{fci[1]:.3f}]: "
+                 + ("the intervals are apart, so F can separate a method from doing nothing at this N."
+                    if cci[0] > fci[1]
                     else "their intervals overlap: at this N, F cannot tell perfect unlearning "
                          "from doing nothing.")]  # fmt: skip
         if above:
-            facts.append(f"- At or above the ceiling (indistinguishable from retraining at this N): "
-                         f"{', '.join(f'`{m}`' for m in above)}.")  # fmt: skip
-        if between:
-            facts.append(f"- Between floor and ceiling: {', '.join(f'`{m}`' for m in between)}.")
+            facts.append("- Above the floor (F's interval clears doing nothing's): "
+                         + ", ".join(f"`{m}`" for m in above)
+                         + (f"; reaching the ceiling's interval: {', '.join(f'`{m}`' for m in at_ceiling)}"
+                            if at_ceiling else "; none reaches the ceiling's interval") + ".")  # fmt: skip
+        else:
+            facts.append("- No method's F clears the floor's interval: by F, none is measurably closer to "
+                         "retraining than doing nothing.")  # fmt: skip
+        if same:
+            facts.append("- Indistinguishable from the floor (intervals overlap): "
+                         + ", ".join(f"`{m}`" for m in same) + ".")
         if below:
-            facts.append(f"- At or below the floor (no better than doing nothing by F): "
-                         f"{', '.join(f'`{m}`' for m in below)}.")  # fmt: skip
+            facts.append("- Below the floor (F's interval under doing nothing's: the method's models are easier to "
+                         "tell from retrained ones than the originals are): "
+                         + ", ".join(f"`{m}`" for m in below) + ".")
         if rho is not None:
             facts.append(f"- Avg. Gap and F rank the {len(unit['rows'])} methods with Spearman ρ = {rho:.2f} "
                          "(1: the same order). "
