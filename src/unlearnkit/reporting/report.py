@@ -297,24 +297,46 @@ def epsilon_buckets(unit: dict[str, Any]) -> tuple[list[str], list[tuple[str, li
     return labels, series
 
 
-def evidence_figures(unit: dict[str, Any], title: str) -> list[tuple[Any, str]]:
-    """The ε-bucket bars and the U-LiRA ROC of an audited unit, each with its caption (matplotlib figures)."""
+def drawn_rows(unit: dict[str, Any], most: int = 4) -> list[str]:
+    """The methods a figure draws beside the ceiling and the floor: the best by F, then the best by Avg. Gap."""
+    rows = unit["rows"]
+    by_f = sorted(rows, key=lambda m: -rows[m]["forget_score"])
+    by_gap = sorted(rows, key=lambda m: rows[m].get("avg_gap") if rows[m].get("avg_gap") is not None else math.inf)
+    picked: list[str] = []
+    for m in [x for pair in zip(by_f, by_gap, strict=True) for x in pair]:
+        if m not in picked and len(picked) < most:
+            picked.append(m)
+    return picked
+
+
+def evidence_figures(unit: dict[str, Any], title: str, *, most: int = 4) -> list[tuple[Any, str]]:
+    """The ε-bucket bars and the U-LiRA ROC of an audited unit, each with its caption (matplotlib figures).
+
+    They draw the ceiling, the floor and at most ``most`` methods (:func:`drawn_rows`), so each bar and curve
+    can be read; every method's numbers are in the table.
+    """
     from unlearnkit.reporting import plots
 
+    keep = set(drawn_rows(unit, most))
     labels, series = epsilon_buckets(unit)
+    series = [(n, v) for n, v in series if n in keep or n in ("ceiling", "floor")]
     bars = plots.grouped_bars(labels, series, xlabel="per-example ε (buckets of F: worth 1, 1/2, 1/4, …; the last 0)",
                               ylabel="forget samples %", title=f"per-example ε, {title}",
                               ids=[f"eps-{i}" for i in range(len(labels))])  # fmt: skip
     curves = [({"ceiling": "retrain", "floor": "original"}.get(label.split(" (")[0], label.split(" (")[0]),
-               r["ulira"]["roc"]["tpr"]) for label, r in evidence_rows(unit) if r.get("ulira")]  # fmt: skip
+               r["ulira"]["roc"]["tpr"]) for label, r in evidence_rows(unit)
+              if r.get("ulira") and (label in keep or label.startswith(("ceiling", "floor")))]  # fmt: skip
     grid: list[float] = next((r["ulira"]["roc"]["fpr"] for _, r in evidence_rows(unit) if r.get("ulira")), [])
     roc = plots.roc_curves(grid, curves, title=f"U-LiRA ROC, {title}")
+    shown = ", ".join(sorted(keep))
     return [
         (bars, f"Share of forget samples per ε bucket (N = {unit['models']} models per population): the further "
                "right, the better an attacker tells the method's models from retrained ones on that sample. The "
-               "ceiling is what perfect unlearning scores at this N."),
+               f"ceiling is what perfect unlearning scores at this N. Drawn: the ceiling, the floor and {shown} "
+               "(the best by F and by Avg. Gap); every method is in the table."),
         (roc, "U-LiRA over (sample, model) pairs: the closer to the diagonal, the better; the thick curve is the "
-              "ceiling (a retrained population against another), the dashed one the floor (the originals)."),
+              "ceiling (a retrained population against another), the dashed one the floor (the originals). "
+              f"Drawn: {shown}."),
     ]  # fmt: skip
 
 
