@@ -122,15 +122,16 @@ def _apply(reg: Any, args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from unlearnkit.cli.unlearn import cmd_unlearn
+    from unlearnkit.cli.unlearn import add_unlearn, cmd_unlearn
+
+    parser = common.Parser(prog="unlearnkit")
+    add_unlearn(parser.add_subparsers(dest="command", parser_class=common.Parser))
 
     settings = common.parse_settings(args.set, qualified=False).get("", {})
     for note in reg.clean():
         common.say(f"registry: {note}")
 
     def unlearn(parent: Path, rows: list[int], out: Path) -> dict[str, Any]:
-        from unlearnkit.cli import build_parser
-
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write("\n".join(map(str, rows)) + "\n")
         try:
@@ -138,7 +139,7 @@ def _apply(reg: Any, args: argparse.Namespace) -> int:
                     "--seed", str(args.seed), "--out", str(out), "--no-progress",
                     *(["--threads", str(args.threads)] if args.threads is not None else []),
                     *(x for k, v in settings.items() for x in ("--set", f"{k}={json.dumps(v)}"))]  # fmt: skip
-            code = cmd_unlearn(build_parser().parse_args(argv))
+            code = cmd_unlearn(parser.parse_args(argv))
         finally:
             Path(f.name).unlink(missing_ok=True)
         if code != common.EXIT_OK:
