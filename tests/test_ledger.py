@@ -283,17 +283,23 @@ def test_request_show_gives_the_evidence_without_a_retrained_reference(tmp_path,
     rows = tmp_path / "rows.txt"
     rows.write_text("\n".join(str(r) for r in trained[:100]) + "\n")
     assert main(["request", "submit", str(reg), "--indices", str(rows), "--reason", "GDPR art. 17"]) == 0
-    assert main(["request", "apply", str(reg), "--method", "neggrad", "--set", "epochs=3"]) == 0
+    apply = ["request", "apply", str(reg), "--method", "neggrad", "--set", "epochs=3", "--reference", "retrain"]
+    assert main(apply) == 0
     capsys.readouterr()
     page = tmp_path / "audit.html"
     assert main(["request", "show", str(reg), "1", "--html", str(page)]) == 0
     text = capsys.readouterr().out
     assert "honoured by version 1" in text and "forgotten vs never-seen by loss: AUC" in text
+    assert "against retraining on what remains (100 samples deleted so far): Avg. Gap" in text
     capsys.readouterr()
     assert main(["request", "show", str(reg), "1", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     ev = rec["evidence"]
     assert ev["version"] == 1 and ev["before"]["n_forget"] == ev["rows"] == 100
+    ref = ev["reference"]
+    assert ref["deleted"] == 100 and ref["retrain_seconds"] > 0 and ref["avg_gap"] >= 0
+    assert ref["retrained"]["forget_accuracy"] < 1.0 and set(ref["gap"]) == {"forget_accuracy", "retain_accuracy",
+                                                                              "test_accuracy", "mia_accuracy"}  # fmt: skip
     for when in ("before", "after"):
         for kind in ("loss", "entropy"):
             assert 0.5 <= ev[when][kind]["auc"] <= 1.0 and 0.0 <= ev[when][kind]["ks"] <= 1.0
