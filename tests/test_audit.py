@@ -60,7 +60,11 @@ def test_a_method_that_ignores_its_seed_is_a_zero_width_population_under_the_cha
     assert row["ulira"] is None
     assert any("zero-width population" in n and "challenge protocol" in n for n in out["notes"])
     per = audit_unit(_spec(CLASS), AuditConfig(models=4), [("filtration", {})], tmp_path)
-    assert not per["rows"]["filtration"]["identical_members"] and not per["notes"]
+    assert not per["rows"]["filtration"]["identical_members"]
+    # ... but filtration masks the forgotten class's logit: every member's signal is the cap, a zero-width
+    # population under per_original too, and the audit says so
+    assert per["rows"]["filtration"]["zero_width_signal"] and per["rows"]["filtration"]["forget_score"] == 0.0
+    assert any("same signal" in n and "by construction" in n for n in per["notes"])
 
 
 def test_audit_settings_are_checked():

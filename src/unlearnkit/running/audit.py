@@ -218,6 +218,8 @@ def score(unlearned: Mapping[str, np.ndarray], retrained: Mapping[str, np.ndarra
         "epsilon_histogram": np.histogram(eps, bins=np.arange(0, 51, 0.5))[0].tolist(),
         "accuracy": acc,
         "identical_members": identical,
+        # every member gives each forget sample the same signal (e.g. a masked logit: the signal is the cap)
+        "zero_width_signal": bool((s_u.max(axis=0) - s_u.min(axis=0)).max() == 0),
         "klom": {
             v: ev.percentiles(ev.klom(ev.margins(unlearned[v], labels[v]), ev.margins(retrained[v], labels[v])))
             for v in ("forget", "retain", "test")
@@ -325,6 +327,12 @@ def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple
                 f"{name}: all {n} unlearned members are identical (the method ignores its seed"
                 + (" under the challenge protocol" if audit.protocol == "challenge" else "")
                 + "): a zero-width population, so ε = 50 and F = 0 by construction, whatever its quality."
+            )
+        elif row["zero_width_signal"]:
+            out["notes"].append(
+                f"{name}: all {n} members give every forget sample the same signal (a masked or removed logit "
+                "gives the competition's capped value, about −103.6): a zero-width population, so ε = 50 and "
+                "F = 0 by construction, whatever its quality; read its KLoM and Avg. Gap instead."
             )
         out["rows"][name] = row
     out["computed"] = fresh[0]
