@@ -332,7 +332,8 @@ def audit_unit(spec: dict[str, Any], audit: AuditConfig, methods: Sequence[tuple
             out["notes"].append(
                 f"{name}: all {n} members give every forget sample the same signal (a masked or removed logit "
                 "gives the competition's capped value, about −103.6): a zero-width population, so ε = 50 and "
-                "F = 0 by construction, whatever its quality; read its KLoM and Avg. Gap instead."
+                "F = 0 by construction, whatever its quality (its forget-set KLoM is at its maximum for the same "
+                "reason); read its Avg. Gap and its retain and test KLoM instead."
             )
         out["rows"][name] = row
     out["computed"] = fresh[0]
