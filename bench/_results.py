@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 from unlearnkit.reporting.tables import mean_std
@@ -27,3 +29,11 @@ def pct(values: list[float | None], digits: int = 1) -> str:
     if m is None:
         return "undefined"
     return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
+
+
+def write_results(record: dict, json_path: Path, page: Path, render: Callable[..., str], *, img: bool = True) -> None:
+    """Write a results page's JSON record and the page rendered from it (``render(record, img_folder)``)."""
+    from unlearnkit.files import clean_json, write_text_atomic
+
+    write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
+    write_text_atomic(page, render(record, page.parent / "img") if img else render(record))

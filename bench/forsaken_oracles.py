@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from _results import pct, results_parser
+from _results import pct, results_parser, write_results
 from forsaken import HOLDOUT, RECIPE, build
 from unlearnkit.core.training import fit
 from unlearnkit.data import load_dataset, split_dataset
@@ -46,7 +46,7 @@ from unlearnkit.env import environment
 from unlearnkit.evaluation.attacks import forgetting_rate, train_shadow_oracle, whitebox_features
 from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.evaluation.scores import accuracy
-from unlearnkit.files import clean_json, write_text_atomic
+from unlearnkit.files import write_text_atomic
 from unlearnkit.methods import make_method
 from unlearnkit.reporting import plots
 from unlearnkit.reporting.tables import markdown_table
@@ -133,8 +133,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         record["seeds"][str(seed)] = run_seed(ds, seed)
     record["total_seconds"] = time.perf_counter() - start
-    write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
-    write_text_atomic(args.out, render(record, args.out.parent / "img"))
+    write_results(record, json_path, args.out, render)
     say(f"wrote {args.out}")
 
 

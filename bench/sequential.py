@@ -28,14 +28,14 @@ from typing import Any
 
 import torch
 
-from _results import results_parser
+from _results import results_parser, write_results
 from unlearnkit import TrainConfig, build_model, collect, fit, load_dataset, make_method
 from unlearnkit.core.sisa import train_sisa
 from unlearnkit.data import ForgetRequest, split_dataset
 from unlearnkit.data.splits import Splits
 from unlearnkit.env import environment
 from unlearnkit.evaluation.metrics import evaluate, gap
-from unlearnkit.files import clean_json, write_text_atomic
+from unlearnkit.files import write_text_atomic
 from unlearnkit.reporting import plots
 from unlearnkit.reporting.tables import markdown_table, mean_std
 from unlearnkit.running.experiment import GAP_METRICS
@@ -128,8 +128,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         record["seeds"][str(seed)] = run_seed(ds, seed, k, m)
     record["total_seconds"] = time.perf_counter() - start
-    write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
-    write_text_atomic(args.out, render(record, args.out.parent / "img"))
+    write_results(record, json_path, args.out, render)
     say(f"wrote {args.out}")
 
 
