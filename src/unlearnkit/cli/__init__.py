@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from unlearnkit.cli import audit, bench, feature, listing, registry, run, train, unlearn, weak
+from unlearnkit.cli import audit, bench, feature, listing, lm, registry, run, train, unlearn, weak
 from unlearnkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Parser
 from unlearnkit.errors import UnlearnkitError
 
@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], 
     "report": (bench.add_report, bench.cmd_report),
     "audit": (audit.add_audit, audit.cmd_audit),
     "weak": (weak.add_weak, weak.cmd_weak),
+    "train-lm": (lm.add_train_lm, lm.cmd_train_lm),
+    "exposure": (lm.add_exposure, lm.cmd_exposure),
     "registry": (registry.add_registry, registry.cmd_registry),
     "request": (registry.add_request, registry.cmd_request),
 }

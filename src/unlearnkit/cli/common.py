@@ -76,7 +76,7 @@ def add_training(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default: the model's; 0.05 for most)")
-    p.add_argument("--optimizer", default="sgd", help="sgd or adam")
+    p.add_argument("--optimizer", default=None, help="sgd or adam (default: the model's: adam for text)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
 
@@ -175,9 +175,15 @@ def scenario_from_args(args: argparse.Namespace, default: str = "class") -> Any:
     from unlearnkit.data.scenarios import make_scenario
 
     name = args.scenario
+    options: dict[str, Any] = {}
     if name is None:
         name = "random" if (args.forget_fraction is not None or args.forget_count is not None) else default
-    options: dict[str, Any] = {}
+        if name == default and getattr(args, "dataset", None) is not None:  # the dataset's own default request
+            from unlearnkit.data.datasets import DATASETS
+
+            spec = DATASETS.get(args.dataset)
+            name = spec.default_scenario
+            options.update(spec.default_scenario_options)
     if args.forget_indices is not None or getattr(args, "forget_rows", None) is not None:
         raise ParameterError(
             "The '--forget-indices' and '--forget-rows' options apply to 'unlearn' and 'evaluate', not to scenarios; "
@@ -223,10 +229,13 @@ def train_config(args: argparse.Namespace) -> Any:
 
     if isinstance(args.epochs, int) and args.epochs < 1:
         raise ParameterError(f"The '--epochs' parameter must be an int >= 1; got {args.epochs!r}.")
-    if args.lr is None:  # the model's own default (resolved once, so the record shows the value used)
-        from unlearnkit.core.models import MODELS
+    from unlearnkit.core.models import MODELS
 
-        args.lr = MODELS.get(args.arch or "lenet").default_lr
+    spec = MODELS.get(args.arch or "lenet")
+    if args.optimizer is None:  # the model's own defaults (resolved once, so the record shows the values used)
+        args.optimizer = spec.default_optimizer
+    if args.lr is None:
+        args.lr = spec.default_lr
 
     return TrainConfig(
         epochs=args.epochs,
@@ -319,6 +328,17 @@ def context_from_model(folder: str, data_dir: str | None) -> tuple[Any, dict[str
         raise CheckpointError(
             f"the {ds.name} data found differs from the data {folder} was trained on (hash mismatch)."
         )
+    from unlearnkit.core.artifacts import load_vocabulary
+
+    saved = load_vocabulary(folder, meta, model)
+    fitted = getattr(ds, "vocabulary", None)
+    if (saved is None) != (fitted is None) or (saved is not None and fitted is not None and not fitted.matches(saved)):
+        raise CheckpointError(
+            f"{folder}/vocabulary.json does not match the {ds.name} data's vocabulary: the model was saved with "
+            "another vocabulary (or none)."
+        )
+    if saved is not None and saved.retired():
+        ds = ds.with_vocabulary(saved)  # type: ignore[attr-defined]  # a TextDataset: retired tokens encode as unknown
     try:
         split = split_dataset(ds, seed=sp["seed"], holdout_fraction=sp["holdout_fraction"], train_size=sp["train_size"])
     except (KeyError, TypeError, ParameterError) as exc:

@@ -70,7 +70,7 @@ def model_meta(
 
 def cmd_train(args: argparse.Namespace) -> int:
     from unlearnkit.core.artifacts import check_output_dir, save_model
-    from unlearnkit.core.models import MODELS, build_model
+    from unlearnkit.core.models import MODELS, build_model_for
     from unlearnkit.core.training import fit
     from unlearnkit.data import load_dataset, split_dataset
     from unlearnkit.env import environment, resolve_device, set_threads
@@ -86,7 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     split = split_dataset(ds, seed=args.seed, holdout_fraction=args.holdout_fraction, train_size=args.train_size)
     splits = scenario.prepare(split, seed=args.seed)
-    model: Any = build_model(args.arch, ds.input_shape, ds.num_classes, seed=args.seed, **kwargs)
+    kwargs = {**ds.model_options, **kwargs}  # a text dataset fixes the vocabulary size
+    model: Any = build_model_for(ds, args.arch, seed=args.seed, **kwargs)
     common.say(f"training {args.arch} on {args.dataset}: {len(splits.train)} samples, {config.epochs} epochs")
     start = time.perf_counter()
     if args.sisa_shards is not None and args.smu_candidates is not None:
@@ -175,6 +176,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta["reached"] = {"train_accuracy": train_acc, "holdout_accuracy": holdout_acc}
     meta["created_by"] = environment(device)
     # training position -> dataset row: the map from what a user holds (rows) to what requests name (positions)
-    save_model(model, args.out, meta, extra_json={"training_rows.json": {"rows": split.train.indices.tolist()}})
+    save_model(
+        model,
+        args.out,
+        meta,
+        extra_json={"training_rows.json": {"rows": split.train.indices.tolist()}},
+        vocabulary=getattr(ds, "vocabulary", None),
+    )
     print(f"saved {args.out} (trained in {seconds:.1f}s{final}; {reached})")
     return common.EXIT_OK

@@ -142,7 +142,16 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         ],
     }
     rows = {"rows": split.train.indices.tolist()}  # as `train` writes it: --forget-rows works on this model too
-    save_model(outcome.model, args.out, new_meta, extra_json={"record.json": record, "training_rows.json": rows})
+    vocab = getattr(split.dataset, "vocabulary", None)
+    if vocab is not None:  # tokens only forgotten documents held: the saved vocabulary no longer names them
+        vocab = vocab.retire(outcome.diagnostics.get("retired_tokens", []))
+    save_model(
+        outcome.model,
+        args.out,
+        new_meta,
+        extra_json={"record.json": record, "training_rows.json": rows},
+        vocabulary=vocab,
+    )
     if args.json:
         write_json_atomic(args.json, record)
     shown = ", ".join(f"{k} {100 * v:.1f}%" for k in GAP_METRICS if isinstance(v := metrics.get(k), float))

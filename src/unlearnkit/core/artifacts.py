@@ -93,11 +93,14 @@ def save_model(
     metadata: Mapping[str, Any],
     *,
     extra_json: Mapping[str, Any] | None = None,
+    vocabulary: Any = None,
 ) -> Path:
     """Save ``model``'s weights and sidecar (plus extra JSON files) atomically into ``out``.
 
     The folder is assembled under a temporary name beside ``out`` and renamed
-    into place as a whole; ``out`` must not exist or be empty.
+    into place as a whole; ``out`` must not exist or be empty. A text model's
+    ``vocabulary`` (:class:`~unlearnkit.data.text.Vocabulary`) goes to ``vocabulary.json``,
+    its hash into the sidecar.
     """
     out = check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +131,17 @@ def save_model(
                 "name": model.preparation,
                 **model.prepared_meta(),
                 "sha256": file_sha256(tmp / PREPARED_WEIGHTS),
+            }
+        meta.pop("vocabulary", None)
+        if vocabulary is not None:
+            from unlearnkit.data.text import VOCABULARY_FILE
+
+            (tmp / VOCABULARY_FILE).write_text(dumps(vocabulary.to_dict()))
+            meta["vocabulary"] = {
+                "file": VOCABULARY_FILE,
+                "sha256": file_sha256(tmp / VOCABULARY_FILE),
+                "size": vocabulary.size,
+                "retired": len(vocabulary.retired()),
             }
         (tmp / SIDECAR).write_text(dumps(meta))
         for name, obj in (extra_json or {}).items():
@@ -226,6 +240,37 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         _attach_saved_fisher(Path(folder), meta["fisher"], model)
     model.eval()
     return model, meta
+
+
+def load_vocabulary(folder: str | Path, meta: Mapping[str, Any] | None = None, model: nn.Module | None = None) -> Any:
+    """A text model's saved vocabulary (None for other models), checked against the sidecar's hash and the model.
+
+    Raises:
+        CheckpointError: ``vocabulary.json`` is missing, edited, not a vocabulary, or
+            not the size of the model's token-indexed weights.
+    """
+    from unlearnkit.data.text import Vocabulary
+    from unlearnkit.errors import DataError
+
+    folder = Path(folder)
+    meta = read_metadata(folder) if meta is None else meta
+    entry = meta.get("vocabulary")
+    if entry is None:
+        return None
+    path = folder / str(entry.get("file", "vocabulary.json")) if isinstance(entry, dict) else folder / "vocabulary.json"
+    if not isinstance(entry, dict) or not path.is_file() or file_sha256(path) != entry.get("sha256"):
+        raise CheckpointError(f"{path} is missing or does not match the hash in its sidecar (edited or damaged).")
+    try:
+        vocab = Vocabulary.from_dict(json.loads(path.read_text()), source=str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, DataError) as exc:
+        raise CheckpointError(f"{path} cannot be used ({exc}).") from None
+    size = getattr(model, "vocab_size", None)
+    if isinstance(size, int) and size != vocab.size:
+        raise CheckpointError(
+            f"{path} holds {vocab.size} tokens but the model's vocabulary has {size}: the vocabulary does not match "
+            "the model."
+        )
+    return vocab
 
 
 def _attach_saved_fisher(folder: Path, entry: Any, model: nn.Module) -> None:

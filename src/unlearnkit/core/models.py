@@ -191,6 +191,12 @@ class ModelSpec:
     # The SGD learning rate the command line trains it with when --lr is not given: the deep isometric MLP
     # diverges at the 0.05 that suits the shallow models.
     default_lr: float = 0.05
+    # The optimiser it is trained with when --optimizer is not given (the text models train with Adam).
+    default_optimizer: str = "sgd"
+    # What it reads: "continuous" inputs (images, features) or "tokens" (int64 token ids of a text dataset).
+    input_kind: str = "continuous"
+    # What it returns: "classes" (B, k) or "sequence" (B, V, L) — a language model's next-token logits.
+    outputs: str = "classes"
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -250,6 +256,19 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, *, seed
         model = spec.factory(tuple(input_shape), int(num_classes), **kwargs)
     init_weights(model, seed)
     return model
+
+
+def build_model_for(dataset: Any, name: str, *, seed: int = 0, **kwargs: Any) -> Classifier:
+    """:func:`build_model` for ``dataset``'s inputs and classes, with the options its data fix (a vocabulary size)."""
+    kind = MODELS.get(name).input_kind
+    if kind != dataset.input_kind:
+        raise ParameterError(
+            f"The 'model' parameter must name a model of {dataset.input_kind} inputs for the {dataset.name!r} "
+            f"dataset; {name!r} reads {kind} (unlearnkit list models)."
+        )
+    return build_model(
+        name, dataset.input_shape, dataset.num_classes, seed=seed, **{**dataset.model_options, **kwargs}
+    )
 
 
 @contextmanager

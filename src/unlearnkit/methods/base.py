@@ -32,7 +32,7 @@ from torch import nn
 
 from unlearnkit.core.models import evaluating
 from unlearnkit.core.training import TrainConfig
-from unlearnkit.data.splits import Splits
+from unlearnkit.data.splits import Splits, View
 from unlearnkit.errors import ParameterError, UnsupportedRequestError
 from unlearnkit.validation import SEED_MAX, Constraint, Interval, NoneOr, Options, validate_parameters
 
@@ -179,6 +179,9 @@ class Unlearner:
     #: Input kinds it can handle: ``"continuous"`` (images, features) and ``"tokens"`` (token ids). A method that
     #: perturbs inputs (FGSM, learned noise) declares continuous only, so a text model is refused in one line.
     input_kinds: ClassVar[frozenset[str]] = frozenset({"continuous", "tokens"})
+    #: Whether it handles a language model's per-position outputs ``(B, V, L)`` and labels ``(N, L)``. A method that
+    #: reads one output vector per sample (a confusion matrix, a teacher of another width) says False.
+    sequence_outputs: ClassVar[bool] = True
     #: For ``"prepared"`` in ``needs``: the :class:`~unlearnkit.core.preparation.PreparedModel` subclass required.
     prepared_type: ClassVar[type[nn.Module] | None] = None
 
@@ -258,6 +261,11 @@ class Unlearner:
                 f"method {self.name!r} perturbs its inputs and supports {', '.join(sorted(self.input_kinds))} inputs; "
                 f"these splits hold {kind} ({splits.train.x.dtype})."
             )
+        if not self.sequence_outputs and splits.train.y.dim() > 1:
+            raise UnsupportedRequestError(
+                f"method {self.name!r} reads one output vector per sample; these splits hold a language model's "
+                f"per-position labels (shape {tuple(splits.train.y.shape)})."
+            )
         self.check_model(model)
         check_inputs(model, splits, needs=self.needs)
         if "recipe" in self.needs and recipe is None:
@@ -284,6 +292,8 @@ class Unlearner:
                 )
                 with _masked(work, splits, self.params, ctx):
                     new_model = self._unlearn(work, ctx)
+                if kind == "tokens":
+                    _retire_forgotten_tokens(new_model, splits, ctx)
             new_model.eval()
         finally:
             guard.restore()
@@ -343,6 +353,46 @@ def check_seed(seed: Any) -> None:
         raise ParameterError(f"The 'seed' parameter must be an int in [0, {SEED_MAX}]; got {seed!r}.")
 
 
+def _retire_forgotten_tokens(model: nn.Module, splits: Splits, ctx: Context) -> None:
+    """After any method on text: tokens that occur in forgotten rows and no retained row become UNK to the model.
+
+    Their weights were learned from forgotten documents only; a reference retrained
+    with a vocabulary refitted on the retain set would not know them at all. The ids
+    go to ``diagnostics["retired_tokens"]`` so that the saved vocabulary blanks them.
+    """
+    from unlearnkit.core.text import retire_tokens
+    from unlearnkit.data.text import forgotten_only_ids
+
+    if len(splits.forget) == 0:
+        return
+    ids = forgotten_only_ids(splits.retain.tensors()[0], splits.forget.tensors()[0])
+    if retire_tokens(model, ids):
+        ctx.diagnostics["retired_tokens"] = ids
+
+
+def _check_token_ids(model: nn.Module, view: View, name: str) -> None:
+    """Token-id inputs: no empty document (a row of padding only), no id the model has no row for."""
+    from unlearnkit.core.text import PAD_ID
+
+    rows = view.x[view.indices]
+    if rows.numel() == 0:
+        return
+    empty = (rows == PAD_ID).all(dim=tuple(range(1, rows.dim()))) if rows.dim() > 1 else rows == PAD_ID
+    if bool(empty.any()):
+        first = int(view.indices[empty.nonzero()[0, 0]])
+        raise ParameterError(
+            f"The 'splits' {name} inputs must not hold an empty document (a row of padding only); row {first} is "
+            f"empty ({int(empty.sum())} of {len(view)} rows)."
+        )
+    size = getattr(model, "vocab_size", None)
+    lo, hi = int(rows.min()), int(rows.max())
+    if lo < 0 or (isinstance(size, int) and hi >= size):
+        raise ParameterError(
+            f"The 'splits' {name} token ids must lie in [0, {size}) for the model's vocabulary of {size}; got "
+            f"{lo}..{hi} (a vocabulary that does not match the model?)."
+        )
+
+
 def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = frozenset()) -> None:
     """Refuse, in one line, data and models that would fail deep inside a method or give silent NaNs.
 
@@ -358,10 +408,15 @@ def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = fr
     for name, view in views.items():
         x, y = view.x, view.y[view.indices]  # views share their dataset's tensor: check each tensor once, uncopied
         if not x.is_floating_point():
-            raise ParameterError(
-                f"The 'splits' {name} inputs must be floating point (e.g. x.float() / 255); got {x.dtype}."
-            )
-        if id(x) not in checked and x.numel() and not bool(torch.isfinite(x).all()):
+            if x.dtype != torch.int64:
+                raise ParameterError(
+                    f"The 'splits' {name} inputs must be floating point (e.g. x.float() / 255) or int64 token ids; "
+                    f"got {x.dtype}."
+                )
+            if id(x) not in checked:
+                _check_token_ids(model, view, name)
+                checked.add(id(x))
+        elif id(x) not in checked and x.numel() and not bool(torch.isfinite(x).all()):
             bad = int((~torch.isfinite(x[view.indices])).flatten(1).any(1).sum())
             if bad:
                 raise ParameterError(
@@ -379,14 +434,14 @@ def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = fr
         )
     example = splits.train.tensors()[0][:2]
     params = [p for p in model.parameters() if p.is_floating_point()]
-    if params and params[0].dtype != example.dtype:
+    if params and example.is_floating_point() and params[0].dtype != example.dtype:
         raise ParameterError(
             f"The 'model' parameter's weights are {params[0].dtype} but the inputs are {example.dtype}; "
             f"convert one of them (model.to({example.dtype}) or x.to({params[0].dtype}))."
         )
     try:
         with evaluating(model):
-            width = model(example.to(params[0].device) if params else example).shape[-1]
+            width = model(example.to(params[0].device) if params else example).shape[1]  # (B, k) or (B, k, L)
     except RuntimeError as exc:
         raise ParameterError(
             f"The 'model' parameter cannot run on the inputs of shape {tuple(example.shape[1:])}: "

@@ -36,6 +36,14 @@ O(t·n₀), not O(K·N)). Non-member samples come from an extra view named
 ``"reference"`` when the caller supplies one (out-of-distribution data for OOD
 unlearning, clean samples for poisoning), otherwise from the holdout split.
 
+On a language model (labels ``(n, L)``, the next tokens of each window; logits
+``(n, V, L)``, :mod:`unlearnkit.core.lm`) every position is a sample: ``P[c]`` is the
+mean next-token distribution over the reference windows' positions the model predicts
+as token ``c`` (:func:`token_posteriors`, only the rows the forget set's tokens need —
+``V × V`` would not fit), each forget position is pulled toward ``P[its next token]``,
+and the KL is averaged over positions. The ``canary`` scenario's reference windows are
+held-out text with non-member canaries of the same format (003 §G, Definition 4).
+
 :func:`federated_update` is 003's Algorithm 2 (MacForget): the client update
 that a server running plain SGD turns into ``θ − μ``.
 """
@@ -50,6 +58,8 @@ from torch import nn
 from torch.func import functional_call
 
 from unlearnkit.core.gradients import per_sample_mean, trainable, unflatten
+from unlearnkit.core.models import evaluating
+from unlearnkit.data.splits import View
 from unlearnkit.errors import DataError, DivergenceError
 from unlearnkit.evaluation.outputs import outputs_of
 from unlearnkit.methods.base import Context, Unlearner
@@ -69,6 +79,39 @@ def class_posteriors(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
         if rows.shape[0]:
             p[c] = rows.mean(0)
     return p
+
+
+@torch.no_grad()
+def token_posteriors(
+    model: nn.Module,
+    view: View,
+    rows: torch.Tensor,
+    num_classes: int,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """:func:`class_posteriors` of a language model, for the tokens ``rows`` only: ``(len(rows), V)`` float64.
+
+    Row ``i`` is the mean next-token distribution over the positions of ``view``'s
+    windows (logits ``(B, V, L)``) that the model predicts as token ``rows[i]``
+    (uniform where none is). Streamed over batches, so memory is ``len(rows) × V``,
+    never every position's distribution at once (``V × V`` for the whole vocabulary).
+    """
+    slot = torch.full((num_classes,), -1, dtype=torch.long)
+    slot[rows.cpu()] = torch.arange(rows.numel())
+    sums = torch.zeros(rows.numel(), num_classes, dtype=torch.float64)
+    counts = torch.zeros(rows.numel(), dtype=torch.float64)
+    with evaluating(model):
+        for xb, _ in view.batches(batch_size):
+            logits = model(xb.to(device)).double().cpu()  # (B, V, L)
+            probs = logits.softmax(1).permute(0, 2, 1).reshape(-1, logits.shape[1])  # (B·L, V)
+            s = slot[probs.argmax(1)]
+            keep = s >= 0
+            sums.index_add_(0, s[keep], probs[keep])
+            counts.index_add_(0, s[keep], torch.ones(int(keep.sum()), dtype=torch.float64))
+    uniform = torch.full_like(sums, 1.0 / num_classes)
+    return torch.where(counts.unsqueeze(1) > 0, sums / counts.clamp(min=1).unsqueeze(1), uniform)
 
 
 def federated_update(mu: dict[str, torch.Tensor], client_batch_size: int, server_lr: float) -> dict[str, torch.Tensor]:
@@ -123,16 +166,21 @@ class Forsaken(Unlearner):
         if self.iterations == 0:
             return model
         reference = splits.extras.get("reference", splits.holdout)
-        ref_out = outputs_of(model, reference, device=ctx.device)
-        ctx.count("extra" if "reference" in splits.extras else "holdout", len(reference))
-        p = class_posteriors(ref_out.logits, splits.num_classes).float().to(ctx.device)
         xf, yf = (t.to(ctx.device) for t in splits.forget.tensors())
         true = splits.extras.get("forget_true") if self.pull_toward == "true_label" else None
         if true is not None:
             if not torch.equal(true.indices, splits.forget.indices):
                 raise DataError("The extra view 'forget_true' must hold the forget set's rows; its indices differ.")
             yf = true.y[true.indices].to(ctx.device)  # labels only: the images are the forget set's
-        target = p[yf]
+        if yf.dim() == 1:
+            ref_out = outputs_of(model, reference, device=ctx.device)
+            p = class_posteriors(ref_out.logits, splits.num_classes).float().to(ctx.device)
+            target = p[yf]
+        else:  # a language model: labels (n, L) are next tokens, targets (n, V, L) one distribution per position
+            rows, where = torch.unique(yf, return_inverse=True)
+            p = token_posteriors(model, reference, rows, splits.num_classes, device=ctx.device).float()
+            target = p.to(ctx.device)[where].permute(0, 2, 1).contiguous()
+        ctx.count("extra" if "reference" in splits.extras else "holdout", len(reference))
         params = trainable(model)
         start = {n: q.detach().clone() for n, q in params.items()}
         omega = self._omega(model, params, ctx)
@@ -150,6 +198,7 @@ class Forsaken(Unlearner):
             with torch.no_grad():
                 for n, q in params.items():
                     q.sub_(self.xi * mu[n].detach())
+            ctx.end_epoch(model)  # an iteration is Forsaken's epoch (holdout accuracy per iteration, when tracked)
         change = torch.cat([(q.detach() - start[n]).abs().flatten() for n, q in params.items()])
         ctx.diagnostics.update(loss_history=history, penalty_set_size=self.penalty_set_size,
                                weighted_penalty=self.weighted_penalty,
@@ -175,7 +224,8 @@ class Forsaken(Unlearner):
             opt.zero_grad()
             shifted = {n: base[n] - self.xi * mu[n] for n in base}
             logp = F.log_softmax(functional_call(model, shifted, (xf,)), dim=1)
-            kl = F.kl_div(logp, target, reduction="batchmean")
+            # mean KL per prediction: per sample for a classifier ("batchmean"), per position of a language model
+            kl = F.kl_div(logp, target, reduction="sum") / (target.numel() // target.shape[1])
             # eq. 5: λ·Σ_d ω_d·|μ_d| over every trainable parameter, as the paper writes it
             penalty = torch.stack([(omega[n] * mu[n].abs()).sum() for n in mu]).sum()
             loss: torch.Tensor = kl + self.lam * penalty

@@ -131,6 +131,7 @@ class TwoStage(Unlearner):
 
     name: ClassVar[str] = "two_stage"
     needs: ClassVar[frozenset[str]] = frozenset({"forget", "retain", "recipe"})
+    sequence_outputs: ClassVar[bool] = False  # one output vector per sample (see Unlearner)
     defaults: ClassVar[dict[str, Any]] = {
         "labels": "contrastive",
         "neutralize_max_epochs": 1000,

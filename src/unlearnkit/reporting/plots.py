@@ -292,3 +292,51 @@ def image_grid(images: Sequence[Sequence[Any]], *, row_labels: Sequence[str], co
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def exposure_panels(panels: Mapping[str, Mapping[str, Sequence[float | None]]], *,
+                    references: Mapping[str, Mapping[str, float | None]] | None = None, safe: float | None = 10.0,
+                    ceiling: float | None = None, xlabel: str = "unlearning iterations (epochs)",
+                    ylabel: str = "mean exposure (bits)", title: str = "") -> Figure:  # fmt: skip
+    """Canary exposure against unlearning iterations (003 Fig. 12), one panel per exposure estimate.
+
+    Args:
+        panels: Panel title -> method -> exposure after 0, 1, 2, ... iterations (entry 0: the original model;
+            None leaves a gap).
+        references: Panel title -> name -> one value drawn as a horizontal line (retrain: a method without
+            iterations, one point).
+        safe: The "below is safe" line (Carlini et al.: 10 bits), dotted grey; None draws none.
+        ceiling: A bound no value can pass (log2 |R| for the rank exposure), thin grey; None draws none.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(3.9 * max(1, len(panels)), 3.4)
+    if not panels:
+        _no_data(fig.add_subplot())
+        return fig
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    names = list(dict.fromkeys(n for series in panels.values() for n in series))
+    refs = references or {}
+    palette = colors([*names, *dict.fromkeys(n for r in refs.values() for n in r)])
+    for ax, (panel, series) in zip(axes, panels.items(), strict=True):
+        for name, ys in series.items():
+            y = np.asarray([np.nan if v is None else float(v) for v in ys], dtype=float)
+            ax.plot(np.arange(len(y)), y, marker=".", color=palette[name], label=name, gid=gid(f"{panel}-{name}"))
+        for name, v in refs.get(panel, {}).items():
+            if v is not None:
+                ax.axhline(float(v), color=palette[name], linestyle="--", linewidth=1.2, label=f"{name} (reference)",
+                           gid=gid(f"{panel}-{name}"))  # fmt: skip
+        if safe is not None:
+            ax.axhline(safe, color="#7f7f7f", linestyle=":", linewidth=1.2, label=f"safe below {safe:g}")
+        if ceiling is not None and "rank" in panel:
+            ax.axhline(ceiling, color="#bbbbbb", linewidth=0.8, label=f"log2 |R| = {ceiling:.2f}")
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from unlearnkit.core.artifacts import save_tensors_atomic
-from unlearnkit.core.models import build_model
+from unlearnkit.core.models import build_model_for
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
 from unlearnkit.data.scenarios import make_scenario
@@ -85,8 +85,7 @@ def _identity(spec: Mapping[str, Any], audit: AuditConfig) -> dict[str, Any]:
 
 def _build(spec: Mapping[str, Any], seed: int) -> torch.nn.Module:
     ds = cached_dataset(spec["dataset"], spec["data_dir"])
-    model: torch.nn.Module = build_model(spec["model"]["name"], ds.input_shape, ds.num_classes, seed=seed,
-                                         **spec["model"]["options"])  # fmt: skip
+    model: torch.nn.Module = build_model_for(ds, spec["model"]["name"], seed=seed, **spec["model"]["options"])
     return model
 
 

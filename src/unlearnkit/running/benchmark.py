@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from unlearnkit.core.artifacts import save_tensors_atomic
-from unlearnkit.core.models import build_model
+from unlearnkit.core.models import build_model_for
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
 from unlearnkit.data.scenarios import make_scenario
@@ -96,7 +96,7 @@ def _model_key(spec: Mapping[str, Any], seed: int, which: str, cache_dir: str) -
 
 def _build(spec: Mapping[str, Any], seed: int) -> torch.nn.Module:
     ds = cached_dataset(spec["dataset"], spec["data_dir"])
-    return build_model(spec["model"]["name"], ds.input_shape, ds.num_classes, seed=seed, **spec["model"]["options"])
+    return build_model_for(ds, spec["model"]["name"], seed=seed, **spec["model"]["options"])
 
 
 def _model_path(cache_dir: str, spec: Mapping[str, Any], seed: int, which: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from unlearnkit.core.models import MODELS, build_model
+from unlearnkit.core.models import MODELS, build_model_for
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import DATASETS, Dataset, load_dataset
 from unlearnkit.data.scenarios import SCENARIOS, make_scenario
@@ -169,7 +169,7 @@ def run_experiment(
             f"retain {len(splits.retain)}), holdout {len(splits.holdout)}, test {len(splits.test)}"
         )
 
-        original = build_model(config.model, ds.input_shape, ds.num_classes, seed=seed, **dict(config.model_kwargs))
+        original = build_model_for(ds, config.model, seed=seed, **dict(config.model_kwargs))
         stats = fit(original, splits.train, config.train, seed=seed, device=device, progress=progress, desc="original")
         original.eval()
         if splits.kind == "features":  # 000's EWC Fisher is a training-time artifact: computed with the original

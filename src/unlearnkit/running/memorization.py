@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from unlearnkit.core.artifacts import save_tensors_atomic
-from unlearnkit.core.models import build_model
+from unlearnkit.core.models import build_model_for
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import cached_dataset
 from unlearnkit.data.scenarios import make_scenario
@@ -79,8 +79,7 @@ def member_task(spec: dict[str, Any], seed: int, index: int, cache_dir: str) -> 
     train = split.train
     positions = half(len(train), seed, index)
     ds = cached_dataset(spec["dataset"], spec["data_dir"])
-    model = build_model(spec["model"]["name"], ds.input_shape, ds.num_classes, seed=MEMO_SEED + index,
-                        **spec["model"]["options"])  # fmt: skip
+    model = build_model_for(ds, spec["model"]["name"], seed=MEMO_SEED + index, **spec["model"]["options"])
     fit(model, train.subset(positions, "train"), TrainConfig.from_dict(spec["train"]), seed=MEMO_SEED + index)
     model.eval()
     out = outputs_of(model, train)

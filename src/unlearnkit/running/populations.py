@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from unlearnkit.core.artifacts import save_tensors_atomic
-from unlearnkit.core.models import MODELS, build_model
+from unlearnkit.core.models import MODELS, build_model_for
 from unlearnkit.core.training import TrainConfig, fit
 from unlearnkit.data.datasets import DATASETS, cached_dataset
 from unlearnkit.data.splits import ForgetRequest, Splits, View, split_dataset
@@ -168,7 +168,7 @@ def train_member(config: dict[str, Any], side: str, seed: int, cache_dir: str) -
         return {"path": str(path), "cached": True, "seconds": seconds}
     splits, _ = _prepared(_json(cfg))
     ds = cached_dataset(cfg.dataset, cfg.data_dir)
-    model = build_model(cfg.model, ds.input_shape, ds.num_classes, seed=seed, **dict(cfg.model_kwargs))
+    model = build_model_for(ds, cfg.model, seed=seed, **dict(cfg.model_kwargs))
     data = splits.train if side == "seen" else splits.retain
     stats = fit(model, data, cfg.train, seed=seed)
     # the sidecar first: a member counts as cached once its weights exist, and then its facts do too
@@ -183,7 +183,7 @@ def load_member(config: PopulationConfig, side: str, seed: int, cache_dir: str |
     if not path.exists():
         raise ParameterError(f"member ({side}, seed {seed}) is not in the cache {str(cache_dir)!r}; train it first.")
     ds = cached_dataset(config.dataset, config.data_dir)
-    model = build_model(config.model, ds.input_shape, ds.num_classes, seed=seed, **dict(config.model_kwargs))
+    model = build_model_for(ds, config.model, seed=seed, **dict(config.model_kwargs))
     model.load_state_dict(_load_tensors(path))
     return model.eval()
 
