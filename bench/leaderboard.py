@@ -30,7 +30,7 @@ from unlearnkit.running.audit import AuditConfig, run_audit
 from unlearnkit.running.benchconfig import load_config
 from unlearnkit.running.benchmark import run_benchmark
 
-CONFIGS = ("mnist_random10", "mnist_class", "fashion_random10", "fashion_class")
+CONFIGS = ("mnist_random10", "mnist_class", "mnist_memorized", "fashion_random10", "fashion_class")
 GAP_BAR, SPEED_BAR, FILTRATION_BAR = 0.5, 20.0, 1000.0
 
 
