@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from unlearnkit.core.models import MODELS, Classifier, ModelSpec
+from unlearnkit.core.text import check_token_ids
 from unlearnkit.errors import ParameterError
 from unlearnkit.validation import Interval
 
@@ -66,21 +67,11 @@ class LSTMLanguageModel(Classifier):
         self.head = nn.Linear(int(hidden), self.vocab_size)
 
     def _check(self, x: torch.Tensor) -> None:
-        if x.is_floating_point() or x.dim() != 2:
+        if x.dim() != 2:
             raise ParameterError(
                 f"The inputs of LSTMLanguageModel must be (B, L) int64 token ids; got {x.dtype} {tuple(x.shape)}."
             )
-        if not x.numel():
-            return
-        try:
-            lo, hi = int(x.min()), int(x.max())
-        except RuntimeError:  # inside torch.func.vmap (per-sample gradients): the batch was checked before it
-            return
-        if lo < 0 or hi >= self.vocab_size:
-            raise ParameterError(
-                f"The inputs of LSTMLanguageModel must be token ids in [0, {self.vocab_size}); got {lo}..{hi} "
-                "(a vocabulary that does not match the model?)."
-            )
+        check_token_ids(x, self.vocab_size, "LSTMLanguageModel")
 
     def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Run on ``tokens`` ``(B, T)`` from ``state`` (zeros when None): logits ``(B, T, V)`` and the new state."""

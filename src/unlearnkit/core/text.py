@@ -30,6 +30,23 @@ from unlearnkit.validation import Interval, IntSequence
 PAD_ID, UNK_ID = 0, 1  # as in unlearnkit.data.text (core may import data; kept literal to stay import-light)
 
 
+def check_token_ids(x: torch.Tensor, vocab_size: int, owner: str) -> None:
+    """Refuse, in one line, inputs that are not int64 token ids in ``[0, vocab_size)``."""
+    if x.is_floating_point():
+        raise ParameterError(f"The inputs of {owner} must be int64 token ids; got {x.dtype} (an image model's data?).")
+    if not x.numel():
+        return
+    try:
+        lo, hi = int(x.min()), int(x.max())
+    except RuntimeError:  # inside torch.func.vmap (per-sample gradients): the batch was checked before it
+        return
+    if lo < 0 or hi >= vocab_size:
+        raise ParameterError(
+            f"The inputs of {owner} must be token ids in [0, {vocab_size}); got {lo}..{hi} "
+            "(a vocabulary that does not match the model?)."
+        )
+
+
 class TextClassifier(Classifier):
     """A classifier on padded token ids; :meth:`token_parameters` names the weights indexed by token id.
 
@@ -50,21 +67,7 @@ class TextClassifier(Classifier):
         return self.token_map[x]
 
     def check_tokens(self, x: torch.Tensor) -> None:
-        if x.is_floating_point():
-            raise ParameterError(
-                f"The inputs of {type(self).__name__} must be int64 token ids; got {x.dtype} (an image model's data?)."
-            )
-        if not x.numel():
-            return
-        try:
-            lo, hi = int(x.min()), int(x.max())
-        except RuntimeError:  # inside torch.func.vmap (per-sample gradients): the batch was checked before it
-            return
-        if lo < 0 or hi >= self.vocab_size:
-            raise ParameterError(
-                f"The inputs of {type(self).__name__} must be token ids in [0, {self.vocab_size}); got "
-                f"{lo}..{hi} (a vocabulary that does not match the model?)."
-            )
+        check_token_ids(x, self.vocab_size, type(self).__name__)
 
     def token_parameters(self) -> Iterator[tuple[torch.Tensor, int]]:
         """``(parameter, axis)`` pairs whose slice ``i`` along ``axis`` belongs to token id ``i``."""
