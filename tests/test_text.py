@@ -210,6 +210,12 @@ def test_forgotten_only_tokens_become_unknown_to_the_model(trained, tiny, tiny_s
         as_unk = doc.clone()
         as_unk[torch.isin(doc, torch.tensor(ids))] = UNK_ID
         assert not torch.equal(doc, as_unk)
+        for param, axis in out.model.token_parameters():  # the weights no longer hold what forgotten text taught
+            unk = param.detach().select(axis, UNK_ID)
+            for i in ids:
+                assert torch.equal(param.detach().select(axis, i), unk), (arch, i)
+        for param, axis in model.token_parameters():
+            assert not torch.equal(param.detach().select(axis, ids[0]), param.detach().select(axis, UNK_ID))
         with torch.no_grad():
             assert torch.allclose(out.model(doc), out.model(as_unk), atol=1e-6), arch
             # the original still reads them as words of their own: retirement is what made them unknown
@@ -245,6 +251,56 @@ def test_label_scenarios_run_on_text(trained, tiny_split):
         assert bool(flipped.all())
         out = make_method("finetune", epochs=1).unlearn(trained["bow_mlp"], splits, seed=0)
         assert not out.model.training
+
+
+def test_id_scenario_and_membership_attacks_run_on_text_outputs(trained, tiny_split):
+    """003's oracles read outputs only: the threshold attack and the shadow oracle run on a text model unchanged."""
+    from unlearnkit.evaluation.attacks import make_attack, train_shadow_oracle
+    from unlearnkit.evaluation.outputs import outputs_of
+
+    splits = make_scenario("id", count=20).prepare(tiny_split, seed=0)
+    assert len(splits.forget) == 20 and len(splits.extras["reference"]) == len(tiny_split.holdout)
+    model = trained["bow_mlp"]
+    members, nonmembers = outputs_of(model, splits.retain), outputs_of(model, tiny_split.holdout)
+    attack = make_attack("threshold_loss").fit(members, nonmembers, seed=0)
+    scores = attack.score(outputs_of(model, splits.forget))
+    assert scores.shape == (20,) and bool(torch.isfinite(torch.as_tensor(scores)).all())
+
+    def build(seed):
+        return build_model_for(tiny_split.dataset, "bow_mlp", seed=seed, widths=[16])
+
+    oracle, facts = train_shadow_oracle(build, RECIPE, tiny_split.holdout, seed=1, classifier="logistic")
+    assert oracle.predict(outputs_of(model, splits.forget)).shape == (20,) and facts
+
+
+def test_user_token_tensors_through_the_tensor_api(tiny, tiny_split):
+    """A user's own token tensors: accepted as int64, checked row by row (holdout rows too), transforms refused."""
+    from unlearnkit.evaluation.collection import collect
+
+    tr, ho = tiny_split.train, tiny_split.holdout
+    x_tr, y_tr = tr.tensors()
+    x_ho, y_ho = ho.tensors()
+    splits = Splits.from_tensors(x_tr, y_tr, ForgetRequest.random_count(10), x_holdout=x_ho, y_holdout=y_ho,
+                                 num_classes=3)  # fmt: skip
+    m = build_model_for(tiny, "bow_mlp", seed=0, widths=[16]).eval()
+    assert not make_method("finetune", epochs=1).unlearn(m, splits, seed=0).model.training
+    with pytest.raises(ParameterError, match="all be floating point or all int64"):
+        Splits.from_tensors(x_tr, y_tr, ForgetRequest.random_count(10), x_holdout=x_ho.float(), y_holdout=y_ho)
+    bad_ho = x_ho.clone()
+    bad_ho[2] = PAD_ID  # an empty document in the holdout split, which shares no tensor with train here
+    bad = Splits.from_tensors(x_tr, y_tr, ForgetRequest.random_count(10), x_holdout=bad_ho, y_holdout=y_ho,
+                              num_classes=3)  # fmt: skip
+    with pytest.raises(ParameterError, match="holdout inputs must not hold an empty document"):
+        make_method("finetune", epochs=1).unlearn(m, bad, seed=0)
+    shared = Splits.from_request(split_dataset(tiny, seed=0), ForgetRequest.random_count(10), seed=0)  # own views
+    x_all = tiny.train_x.clone()
+    x_all[ho.indices[0]] = PAD_ID  # the holdout rows of the dataset's own tensor (shared with train)
+    object.__setattr__(shared.train, "x", x_all)
+    object.__setattr__(shared.holdout, "x", x_all)
+    with pytest.raises(ParameterError, match="holdout inputs must not hold an empty document"):
+        make_method("finetune", epochs=1).unlearn(m, shared, seed=0)
+    with pytest.raises(ParameterError, match="test-time image transform 'hflip'"):
+        collect(m, splits, names=["forget@hflip"])
 
 
 def test_reuters_three_topics():

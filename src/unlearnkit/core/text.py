@@ -7,7 +7,7 @@ Registered models (all :class:`~unlearnkit.core.models.Classifier` s: ``features
   100 channels each, max-pool over time, the head (Kim 2014's sentence CNN).
 * ``bow_mlp`` — 003's Fig. 14: a binary bag of words over the vocabulary → 512 → 256 → k,
   ReLU, dropout 0.5.
-* ``lstm`` — an embedding, a one-layer LSTM whose last state before the padding feeds the head.
+* ``lstm`` — an embedding, a one-layer LSTM, max-pooled over the text's positions, then the head.
 
 Inputs are ``(N, L)`` int64 token ids padded with id 0 (see :mod:`unlearnkit.data.text`);
 padding never reaches a convolution window's maximum, the bag of words or the LSTM state.

@@ -543,13 +543,20 @@ class Splits:
                 "never-seen references come from the holdout split; got 0 rows."
             )
         k = int(num_classes if num_classes is not None else int(y_train.max()) + 1)
+        kinds = {xs.is_floating_point() for xs in (x_train, x_holdout, x_test) if xs is not None}
         for name, xs in (("x_train", x_train), ("x_holdout", x_holdout), ("x_test", x_test)):
-            if xs is not None and not xs.is_floating_point():
+            if xs is not None and not xs.is_floating_point() and xs.dtype != torch.int64:
                 raise ParameterError(
-                    f"The '{name}' parameter must be floating-point inputs (e.g. x.float() / 255); got {xs.dtype}."
+                    f"The '{name}' parameter must be floating-point inputs (e.g. x.float() / 255) or int64 token "
+                    f"ids; got {xs.dtype}."
                 )
+        if len(kinds) > 1:
+            raise ParameterError(
+                "The 'x_train', 'x_holdout' and 'x_test' parameters must all be floating point or all int64 token "
+                "ids; got a mix."
+            )
         if x_test is not None and y_test is not None:  # the methods never read the test split: check it here
-            if not bool(torch.isfinite(x_test).all()):
+            if x_test.is_floating_point() and not bool(torch.isfinite(x_test).all()):
                 raise ParameterError("The 'x_test' parameter must be finite; it holds NaN or inf.")
             if y_test.numel() and (int(y_test.min()) < 0 or int(y_test.max()) >= k):
                 raise ParameterError(

@@ -12,7 +12,9 @@ A :class:`Vocabulary` maps tokens to ids: 0 is padding, 1 an unknown token, then
 tokens by decreasing document frequency (ties alphabetical). It is fitted on a
 dataset's official training partition only (the test documents never), saved
 with every text model (``vocabulary.json``, hashed in the sidecar) and read back
-by ``unlearn`` and ``evaluate``, which never refit it.
+by ``unlearn`` and ``evaluate``: a bundled dataset's deterministic fit is checked
+against it, and the saved one is what encodes the data (the two are equal unless
+a deletion retired tokens, and then the data are re-encoded with the saved one).
 
 **What a vocabulary leaks.** A token that occurs only in forgotten documents is in
 the vocabulary fitted before the deletion (``min_df`` rare-token pruning keeps out
@@ -104,7 +106,7 @@ class Vocabulary:
         df: Counter[str] = Counter()
         for doc in documents:
             df.update(set(analyze(doc)))
-        forced = [t for t in always if t not in (PAD, UNK)]
+        forced = list(dict.fromkeys(t for t in always if t not in (PAD, UNK)))  # in order, each once
         ranked = sorted((t for t, n in df.items() if n >= min_df and t not in forced), key=lambda t: (-df[t], t))
         tokens = (PAD, UNK, *forced, *ranked[: max(0, max_size - 2 - len(forced))])
         return cls(tokens, max_length=int(max_length), min_df=int(min_df))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from unlearnkit.data.splits import Splits
+from unlearnkit.errors import ParameterError
 from unlearnkit.evaluation.metrics import METRICS, applicable
 from unlearnkit.evaluation.outputs import INPUT_TRANSFORMS, Collected, expand_outputs, outputs_of, split_views
 
@@ -53,6 +54,11 @@ def collect(
         if base not in views:
             raise KeyError(f"no split named {base!r}; available: {', '.join(views)}")
         transform = INPUT_TRANSFORMS.get(tname) if tname else None
+        if transform is not None and (not views[base].x.is_floating_point() or views[base].x.dim() != 4):
+            raise ParameterError(
+                f"The split {name!r} asks for the test-time image transform {tname!r}, which needs (N, C, H, W) "
+                f"floating-point inputs; {base!r} holds {views[base].x.dtype} {tuple(views[base].x.shape[1:])}."
+            )
         out = outputs_of(model, views[base], device=device, transform=transform)
         outputs[name] = expand_outputs(out, splits.num_classes, splits.forget_classes)
     return Collected(outputs, splits.num_classes, splits.forget_classes, dict(splits.info))

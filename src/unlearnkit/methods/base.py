@@ -403,6 +403,15 @@ def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = fr
     """
     # The test split is not read here: a method never sees it (Splits.from_tensors checks a user's test tensors).
     views = {"train": splits.train, "holdout": splits.holdout}
+    tokens = splits.train.x.dtype == torch.int64
+    if tokens and not hasattr(model, "vocab_size"):
+        raise ParameterError(
+            f"The 'splits' train inputs must be floating point (e.g. x.float() / 255) for a {type(model).__name__}; "
+            f"got {splits.train.x.dtype} (int64 token ids need a text model, e.g. text_cnn)."
+        )
+    if not splits.train.x.is_floating_point():  # token ids: every view a method may read, row by row
+        for name, view in {**views, **splits.extras}.items():
+            _check_token_ids(model, view, name)
     k = splits.num_classes
     checked: set[int] = set()
     for name, view in views.items():
@@ -413,9 +422,7 @@ def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = fr
                     f"The 'splits' {name} inputs must be floating point (e.g. x.float() / 255) or int64 token ids; "
                     f"got {x.dtype}."
                 )
-            if id(x) not in checked:
-                _check_token_ids(model, view, name)
-                checked.add(id(x))
+            checked.add(id(x))  # checked row by row above
         elif id(x) not in checked and x.numel() and not bool(torch.isfinite(x).all()):
             bad = int((~torch.isfinite(x[view.indices])).flatten(1).any(1).sum())
             if bad:
