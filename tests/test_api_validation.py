@@ -55,11 +55,14 @@ def test_labels_outside_the_models_outputs_are_refused(data):
     _one_line(exc, "train labels must lie in [0, 10) for 10 classes; got 0..12")
 
 
+INT64_FOR_AN_IMAGE_MODEL = "The 'splits' train inputs must be floating point (e.g. x.float() / 255) for a Sequential"
+
+
 def test_integer_inputs_float_labels_and_an_empty_holdout_are_refused(data):
     x, y = data
     with pytest.raises(UnlearnkitError) as exc:  # int64 are token ids: refused for an image model when it unlearns
         make_method("finetune").unlearn(_mlp(), _splits((x * 16).long(), y), seed=0)
-    _one_line(exc, "The 'splits' train inputs must be floating point (e.g. x.float() / 255) for a Sequential; got torch.int64")
+    _one_line(exc, INT64_FOR_AN_IMAGE_MODEL)
     with pytest.raises(UnlearnkitError) as exc:  # other integer pixels are refused when the splits are made
         _splits((x * 16).to(torch.int32), y)
     _one_line(exc, "The 'x_train' parameter must be floating-point inputs (e.g. x.float() / 255) or int64 token ids")
@@ -67,7 +70,7 @@ def test_integer_inputs_float_labels_and_an_empty_holdout_are_refused(data):
     ints = dataclasses.replace(splits, train=View.of((x[:600] * 16).long(), y[:600], "train"))
     with pytest.raises(UnlearnkitError) as exc:  # and when a Splits is built another way
         make_method("finetune").unlearn(_mlp(), ints, seed=0)
-    _one_line(exc, "The 'splits' train inputs must be floating point (e.g. x.float() / 255) for a Sequential; got torch.int64")
+    _one_line(exc, INT64_FOR_AN_IMAGE_MODEL)
     with pytest.raises(UnlearnkitError) as exc:
         _splits(x, y.float())
     _one_line(exc, "The 'y_train' parameter must be a 1-D integer tensor of labels; got torch.float32")
