@@ -360,3 +360,21 @@ def test_cli_refuses_a_vocabulary_that_does_not_match(tmp_path, capsys):
         from unlearnkit.cli.common import context_from_model
 
         context_from_model(str(orig), None)
+
+
+def test_prepared_text_models_unlearn_and_retire_tokens(tiny, tiny_split):
+    """SISA and SMU around a text classifier: int64 inputs accepted, forgotten-only tokens retired inside."""
+    from unlearnkit.methods import train_sisa, train_smu
+
+    splits = Splits.from_request(tiny_split, ForgetRequest.random_count(30), seed=0)
+    ids = forgotten_only_ids(splits.retain.tensors()[0], splits.forget.tensors()[0])
+    assert ids, "30 random snippets hold words no retained snippet uses"
+    sgd = TrainConfig(epochs=1, lr=0.05, batch_size=32)
+    pos = torch.isin(tiny_split.train.indices, splits.forget.indices).nonzero().flatten()
+    smu = train_smu(build_model_for(tiny, "bow_mlp", seed=0, widths=[8]), tiny_split.train, sgd, candidates=pos)
+    sisa = train_sisa(build_model_for(tiny, "bow_mlp", seed=0, widths=[8]), tiny_split.train, sgd, shards=2, slices=1)
+    for name, model in (("smu", smu), ("sisa", sisa)):
+        out = make_method(name).unlearn(model, splits, seed=0)
+        inner = [m for m in out.model.modules() if isinstance(m, TextClassifier)]
+        assert inner and out.diagnostics["retired_tokens"] == ids, name
+        assert all(int(m.token_map[ids[0]]) == UNK_ID for m in inner), name

@@ -195,19 +195,22 @@ def retire_tokens(model: nn.Module, ids: Iterable[int]) -> int:
     were learned from forgotten text only. Their ``token_map`` entries point to UNK
     (so inputs holding them read as unknown words) and UNK's slice of every
     token-indexed weight is copied into theirs (so the weights no longer hold what
-    the forgotten documents taught about them). Returns how many ids were retired
-    (0 for a model that is not a :class:`TextClassifier`).
+    the forgotten documents taught about them). Every :class:`TextClassifier` inside
+    ``model`` is treated (the constituents of a SISA ensemble, the model SMU wraps).
+    Returns how many ids were retired (0 when ``model`` holds no TextClassifier).
     """
     todo = sorted({int(i) for i in ids if int(i) > UNK_ID})
-    if not todo or not isinstance(model, TextClassifier):
+    inner = [m for m in model.modules() if isinstance(m, TextClassifier)]
+    if not todo or not inner:
         return 0
     index = torch.tensor(todo)
-    model.token_map[index.to(model.token_map.device)] = UNK_ID
-    for param, axis in model.token_parameters():
-        unk = param.select(axis, UNK_ID).unsqueeze(axis).clone()
-        shape = list(param.shape)
-        shape[axis] = len(todo)
-        param.index_copy_(axis, index.to(param.device), unk.expand(*shape).contiguous())
+    for text_model in inner:
+        text_model.token_map[index.to(text_model.token_map.device)] = UNK_ID
+        for param, axis in text_model.token_parameters():
+            unk = param.select(axis, UNK_ID).unsqueeze(axis).clone()
+            shape = list(param.shape)
+            shape[axis] = len(todo)
+            param.index_copy_(axis, index.to(param.device), unk.expand(*shape).contiguous())
     return len(todo)
 
 

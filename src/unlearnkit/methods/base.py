@@ -370,6 +370,15 @@ def _retire_forgotten_tokens(model: nn.Module, splits: Splits, ctx: Context) -> 
         ctx.diagnostics["retired_tokens"] = ids
 
 
+def _vocab_size(model: nn.Module) -> int | None:
+    """The vocabulary size of a text model, or of the one a prepared model (SISA, SMU) wraps; None for others."""
+    for m in model.modules():
+        size = getattr(m, "vocab_size", None)
+        if isinstance(size, int):
+            return size
+    return None
+
+
 def _check_token_ids(model: nn.Module, view: View, name: str) -> None:
     """Token-id inputs: no empty document (a row of padding only), no id the model has no row for."""
     from unlearnkit.core.text import PAD_ID
@@ -384,7 +393,7 @@ def _check_token_ids(model: nn.Module, view: View, name: str) -> None:
             f"The 'splits' {name} inputs must not hold an empty document (a row of padding only); row {first} is "
             f"empty ({int(empty.sum())} of {len(view)} rows)."
         )
-    size = getattr(model, "vocab_size", None)
+    size = _vocab_size(model)
     lo, hi = int(rows.min()), int(rows.max())
     if lo < 0 or (isinstance(size, int) and hi >= size):
         raise ParameterError(
@@ -404,7 +413,7 @@ def check_inputs(model: nn.Module, splits: Splits, *, needs: frozenset[str] = fr
     # The test split is not read here: a method never sees it (Splits.from_tensors checks a user's test tensors).
     views = {"train": splits.train, "holdout": splits.holdout}
     tokens = splits.train.x.dtype == torch.int64
-    if tokens and not hasattr(model, "vocab_size"):
+    if tokens and _vocab_size(model) is None and not any(isinstance(m, nn.Embedding) for m in model.modules()):
         raise ParameterError(
             f"The 'splits' train inputs must be floating point (e.g. x.float() / 255) for a {type(model).__name__}; "
             f"got {splits.train.x.dtype} (int64 token ids need a text model, e.g. text_cnn)."
