@@ -340,8 +340,36 @@ def render(record: dict[str, Any], img: Path) -> str:
         "Seconds: the method's own time for all its iterations (scoring excluded), the original's training time, "
         "retraining's. 003 ran this on the Penn TreeBank with its own LSTM and canaries; its figure's direction "
         "(exposure falls as Forsaken iterates) is what can be compared, not its magnitudes.",
+        "",
+        *headline(record, seeds, repeats),
     ]
     return "\n".join(out).rstrip() + "\n"
+
+
+def headline(record: dict[str, Any], seeds: list[dict[str, Any]], repeats: list[str]) -> list[str]:
+    """What the numbers say, read from the record (mean rank exposure, first seed's iterations)."""
+    its = record["config"]["iterations"]
+    orig = _mean([s["original"]["mean_rank_exposure"] for s in seeds])
+    ref = _mean([s["retrain"]["mean_rank_exposure"] for s in seeds])
+    top = repeats[-1]
+    orig_top = _mean([s["original"]["by_repeats"][top]["rank"] for s in seeds])
+    lines = [f"**What it shows** (mean exposure by rank; original {orig:.2f} bits, its {top}× canaries {orig_top:.2f} "
+             f"bits, above the safe line; retraining {ref:.2f} bits):", ""]  # fmt: skip
+    for m in METHOD_ORDER:
+        curve = [_mean([s["methods"][m]["points"][i]["mean_rank_exposure"] for s in seeds]) for i in range(its)]
+        last_top = _mean([s["methods"][m]["points"][its - 1]["by_repeats"][top]["rank"] for s in seeds])
+        near = next((i + 1 for i, v in enumerate(curve) if v <= ref + 0.1), None)
+        verdict = (f"within 0.1 bit of retraining after {near} iteration(s)" if near is not None
+                   else f"{curve[-1] - ref:.2f} bits above retraining after {its}")  # fmt: skip
+        lines.append(f"- `{m}`: {orig:.2f} → {curve[-1]:.2f} bits after {its} iterations ({verdict}); its {top}× "
+                     f"canaries {last_top:.2f} bits.")  # fmt: skip
+    fors = [_mean([s["methods"]["forsaken"]["points"][i]["mean_rank_exposure"] for s in seeds]) for i in range(its)]
+    if fors[-1] > orig - 1.0:
+        lines += ["", "003's direction is **not** reproduced here: Forsaken's exposure does not fall with its "
+                  "iterations. Its target for a canary digit is P[d], the mean next-token distribution at held-out "
+                  "positions the model predicts as d, which puts most of its mass on d itself, so the pulled "
+                  "canary stays the likeliest secret (docs/text.md)."]  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":
