@@ -21,7 +21,7 @@ the Penn TreeBank, so magnitudes are not comparable, only directions):
   lr 0.003, batch 32, 15 epochs; retraining uses the same recipe on the retain windows;
 * **methods** — ``forsaken`` at its defaults (P from held-out text with 100 non-member
   canaries), ``finetune`` and ``neggrad_plus`` with the original's optimiser (Adam,
-  lr 0.003; their other settings at defaults), each for 6 iterations (Forsaken's
+  lr 0.003; finetune also batch 32 as the original; their other settings at defaults), each for 6 iterations (Forsaken's
   mask-generator iterations, the others' epochs), the exposure measured after each;
   ``retrain`` is one point (the reference);
 * **exposure** — per canary, by rank among all 10^6 secrets (one digit-tree walk per
