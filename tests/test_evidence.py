@@ -22,6 +22,7 @@ from unlearnkit.evaluation.evidence import (
     memorization,
     resolution,
     rmia,
+    rmia_vs_unseen,
     ulira,
 )
 
@@ -123,6 +124,49 @@ def test_rmia_equals_a_brute_force_count():
     want2 = [np.mean([(tx[i] / px[i]) / (tz[j] / pz[j]) > 2.0 for j in range(50)]) for i in range(30)]
     assert np.array_equal(rmia(tx, rx, tz, rz, gamma=2.0), want2)
 
+
+
+def test_rmia_out_mask_averages_only_the_references_that_never_saw_each_example():
+    rng = np.random.default_rng(9)
+    tx, tz = rng.uniform(0.01, 1, 20), rng.uniform(0.01, 1, 40)
+    rx, rz = rng.uniform(0.01, 1, (4, 20)), rng.uniform(0.01, 1, (4, 40))
+    out = rng.uniform(size=(4, 20)) < 0.5
+    out[rng.integers(0, 4, 20), np.arange(20)] = True  # at least one OUT reference per example
+    a = 0.3
+    got = rmia(tx, rx, tz, rz, a=a, out=out)
+    ratio_z = tz / rz.mean(0)
+    for i in range(20):
+        px = (1 + a) / 2 * rx[out[:, i], i].mean() + (1 - a) / 2
+        assert got[i] == np.mean(ratio_z < tx[i] / px)
+    assert not np.array_equal(got, rmia(tx, rx, tz, rz, a=a))  # the mask is read
+    assert np.array_equal(rmia(tx, rx, tz, rz, out=np.ones((4, 20), bool)), rmia(tx, rx, tz, rz))
+    out[:, 3] = False
+    with pytest.raises(ParameterError, match="example 3 has none"):
+        rmia(tx, rx, tz, rz, out=out)
+    with pytest.raises(ParameterError, match="shape of reference_x"):
+        rmia(tx, rx, tz, rz, out=out[:, :5])
+
+
+def test_rmia_vs_unseen_is_chance_for_unseen_like_samples_and_high_for_members():
+    rng = np.random.default_rng(10)
+    refs = 6
+
+    def group(n, boost):  # the target is more confident than the references by `boost` on members
+        r = rng.uniform(0.2, 0.8, (refs, n))
+        t = np.clip(r.mean(0) * boost * rng.uniform(0.9, 1.1, n), 0, 1)
+        return t, r
+
+    groups = {"forget": group(400, 1.0), "unseen": group(400, 1.0), "population": group(400, 1.0),
+              "members": group(400, 1.6)}  # fmt: skip
+    res = rmia_vs_unseen({k: v[0] for k, v in groups.items()}, {k: v[1] for k, v in groups.items()}, {})
+    assert abs(res["auc"] - 0.5) < 0.06 and res["members_auc"] > 0.95 and res["references"] == refs
+    assert res["n"] == {"forget": 400, "unseen": 400, "members": 400, "population": 400}
+    kept = {**groups, "forget": group(400, 1.6)}  # a forget set the model still holds
+    res = rmia_vs_unseen({k: v[0] for k, v in kept.items()}, {k: v[1] for k, v in kept.items()}, {})
+    assert res["auc"] > 0.95
+    with pytest.raises(ParameterError, match="missing \\['population'\\]"):
+        rmia_vs_unseen({"forget": np.ones(3), "unseen": np.ones(3)},
+                       {"forget": np.ones((1, 3)), "unseen": np.ones((1, 3))}, {})  # fmt: skip
 
 def test_klom_equals_scipy_entropy_on_the_same_histograms():
     rng = np.random.default_rng(8)

@@ -338,3 +338,40 @@ def test_forgotten_vs_unseen_is_chance_on_one_distribution_and_high_on_separated
     sure = Outputs(torch.tensor([[9.0, 0.0, 0.0]]).repeat(400, 1), torch.zeros(400, dtype=torch.long))
     far = forgotten_vs_unseen(sure, b)
     assert far["loss"]["auc"] > 0.99 and far["entropy"]["ks"] > 0.9
+
+
+def test_references_trained_at_init_give_rmia_evidence_and_are_verified(tmp_path, model_dir, capsys):
+    reg = tmp_path / "prod"
+    assert main(["registry", "init", str(reg), "--model", str(model_dir), "--references", "3"]) == 2
+    assert "even int >= 2" in capsys.readouterr().err and not reg.exists()
+    assert main(["registry", "init", str(reg), "--model", str(model_dir), "--references", "2"]) == 0
+    assert "2 reference models" in capsys.readouterr().out
+    r = Registry(reg)
+    refs = r.references()
+    trained = json.loads((model_dir / "training_rows.json").read_text())["rows"]
+    assert len(refs) == 2 and not refs[0]["rows"] & refs[1]["rows"] and refs[0]["rows"] | refs[1]["rows"] == set(trained)
+    for ref in refs:  # the rows the ledger's reference saw are the rows it was trained on
+        assert set(json.loads((ref["folder"] / "training_rows.json").read_text())["rows"]) == ref["rows"]
+    assert r.verify() == []
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(str(x) for x in trained[:100]) + "\n")
+    assert main(["request", "submit", str(reg), "--indices", str(rows), "--reason", "GDPR art. 17"]) == 0
+    assert main(["request", "apply", str(reg), "--method", "neggrad", "--set", "epochs=3"]) == 0
+    capsys.readouterr()
+    page = tmp_path / "audit.html"
+    assert main(["request", "show", str(reg), "1", "--html", str(page)]) == 0
+    assert "RMIA (2 reference models): forgotten vs never-seen AUC" in capsys.readouterr().out
+    assert "RMIA against 2 reference models" in page.read_text()
+    assert main(["request", "show", str(reg), "1", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)["evidence"]["rmia"]
+    for when in ("before", "after"):
+        res = ev[when]
+        assert res["references"] == 2 and res["n"]["forget"] == 100 and res["n"]["members"] == 1000
+        assert res["references_out_per_sample"] == 1.0  # complementary halves: one reference never saw each row
+        assert 0.0 <= res["auc"] <= 1.0 and 0.0 <= res["members_auc"] <= 1.0
+    weights = sorted((reg / "references" / "r001").glob("*.safetensors"))[0]
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert any(f"references/r001/{weights.name} does not match its recorded hash" in p for p in Registry(reg).verify())
+    assert main(["registry", "verify", str(reg)]) == 4

@@ -1,6 +1,6 @@
 """`unlearnkit registry` and `unlearnkit request`: the deletion-request ledger of a deployed model.
 
-    unlearnkit registry init DIR --model runs/original [--subjects subjects.csv]
+    unlearnkit registry init DIR --model runs/original [--subjects subjects.csv] [--references K]
     unlearnkit registry verify DIR          # exit 4 and one line per problem when anything was tampered with
     unlearnkit registry current DIR         # the folder of the model to serve now
     unlearnkit request submit DIR (--subject ID | --indices FILE) --reason TEXT
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from unlearnkit.cli import common
+from unlearnkit.errors import ParameterError
 
 EXIT_TAMPERED = 4  # `registry verify`: the ledger or a model version does not match what was recorded
 
@@ -27,6 +29,11 @@ def add_registry(sub: Any) -> None:
     init.add_argument("dir", help="new registry folder")
     init.add_argument("--model", required=True, help="saved model folder (unlearnkit train / unlearn)")
     init.add_argument("--subjects", default=None, help="CSV of 'row,subject': dataset rows of each data subject")
+    init.add_argument("--references", type=int, default=0,
+                      help="train K reference models (even K: complementary random halves of the training data) "
+                           "for RMIA on every later version (default 0: none)")  # fmt: skip
+    common.add_seed(init)
+    common.add_runtime(init)
     for name, text in (("verify", "check the ledger's chain, every version's files and every receipt"),
                        ("current", "print the folder of the model to serve now")):  # fmt: skip
         c = cmds.add_parser(name, help=text)
@@ -65,17 +72,32 @@ def cmd_registry(args: argparse.Namespace) -> int:
     from unlearnkit.running.ledger import Registry, read_subjects_csv
 
     if args.registry_command == "init":
-        from unlearnkit.core.artifacts import read_metadata
-        from unlearnkit.data.datasets import cached_dataset
+        import tempfile
 
-        meta = read_metadata(args.model)
-        ds_meta = meta.get("dataset", {})
-        ds = cached_dataset(ds_meta["name"], ds_meta.get("data_dir"))
+        from unlearnkit.env import set_threads
+        from unlearnkit.running.ledger import check_new_registry, train_references
+
+        set_threads(args.threads)
+        if isinstance(args.references, int) and args.references != 0 and (args.references < 2 or args.references % 2):
+            raise ParameterError("The '--references' parameter must be 0 or an even int >= 2 (complementary "
+                                 f"halves); got {args.references}.")  # fmt: skip
+        check_new_registry(args.dir)  # before any training
+        _model, meta, ds, split, _scenario = common.context_from_model(args.model, None)
         subjects = read_subjects_csv(args.subjects) if args.subjects else None
-        reg = Registry.init(args.dir, args.model, dataset_rows=len(ds.train_y), subjects=subjects,
-                            data={"dataset": ds_meta["name"], "sha256": ds_meta.get("sha256")})  # fmt: skip
+        data = {"dataset": meta["dataset"]["name"], "sha256": meta["dataset"].get("sha256")}
+        Path(args.dir).parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".references-", dir=Path(args.dir).parent) as tmp:
+            refs = []
+            if args.references:
+                t0 = time.perf_counter()
+                refs = train_references(args.model, split.train, args.references, out=Path(tmp) / "refs",
+                                        seed=args.seed, device=args.device,
+                                        progress=common.show_progress(args))  # fmt: skip
+                common.say(f"trained {len(refs)} reference models in {time.perf_counter() - t0:.1f}s")
+            reg = Registry.init(args.dir, args.model, dataset_rows=len(ds.train_y), subjects=subjects, data=data,
+                                references=refs)  # fmt: skip
         print(f"registry {args.dir}: version 0 = {reg.current()} ({len(reg.subjects())} subjects, "
-              f"{len(ds.train_y)} dataset rows)")  # fmt: skip
+              f"{len(ds.train_y)} dataset rows, {len(reg.references())} reference models)")  # fmt: skip
         return common.EXIT_OK
     reg = Registry(args.dir)
     if args.registry_command == "current":
@@ -150,7 +172,7 @@ def _apply(reg: Any, args: argparse.Namespace) -> int:
         return {"seconds": record["results"][0]["seconds"]}
 
     def evidence(parent: Path, new: Path, rows: list[int]) -> dict[str, Any]:
-        out = measure(parent, new, rows)
+        out = measure(parent, new, rows, references=reg.references(), seed=args.seed)
         if args.reference == "retrain":
             out["reference"] = against_retraining(reg.folder / "versions" / "v0000", new, args.seed)
         return out
@@ -166,8 +188,15 @@ def _apply(reg: Any, args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def measure(parent: Any, new: Any, rows: list[int]) -> dict[str, Any]:
-    """A new version's evidence without a retrained reference: forgotten vs never-seen, before and after."""
+def measure(parent: Any, new: Any, rows: list[int], *, references: list[dict[str, Any]] | None = None,
+            seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """A new version's evidence without a retrained reference: forgotten vs never-seen, before and after.
+
+    With ``references`` (the registry's reference models), also RMIA (:func:`rmia_vs_unseen`): the
+    forgotten samples against never-seen holdout samples, each forgotten sample's likelihood scaled by
+    the references that never saw it, the other half of the holdout split as RMIA's population, and
+    up to 1,000 samples the version still trains on as the check of the attack's power.
+    """
     import torch
 
     from unlearnkit.core.artifacts import load_model
@@ -186,7 +215,41 @@ def measure(parent: Any, new: Any, rows: list[int]) -> dict[str, Any]:
     for when, m in (("before", before), ("after", model)):
         out[when] = forgotten_vs_unseen(outputs_of(m, splits.forget), outputs_of(m, unseen))
         out[when]["holdout_accuracy"] = accuracy(outputs_of(m, splits.holdout))
+    if references:
+        out["rmia"] = _rmia_evidence(before, model, references, splits, seed)
     return out
+
+
+def _rmia_evidence(before: Any, after: Any, references: list[dict[str, Any]], splits: Any,
+                   seed: int) -> dict[str, Any]:  # fmt: skip
+    """RMIA before and after, from the registry's reference models (see :func:`measure`)."""
+    import numpy as np
+    import torch
+
+    from unlearnkit.core.artifacts import load_model
+    from unlearnkit.evaluation.evidence import rmia_vs_unseen
+    from unlearnkit.evaluation.outputs import outputs_of
+    from unlearnkit.evaluation.scores import sample_scores
+
+    g = torch.Generator().manual_seed(int(seed) + 4111)
+    perm = torch.randperm(len(splits.holdout), generator=g)
+    half = len(perm) // 2
+    members = splits.retain.subset(torch.randperm(len(splits.retain), generator=g)[:1000].sort().values)
+    groups = {"forget": splits.forget, "members": members, "population": splits.holdout.subset(perm[:half]),
+              "unseen": splits.holdout.subset(perm[half:])}  # fmt: skip
+    refs = [load_model(r["folder"])[0] for r in references]
+
+    def probs(m: Any) -> dict[str, np.ndarray]:
+        return {k: sample_scores(outputs_of(m, v), "confidence") for k, v in groups.items()}
+
+    ref_p = [probs(m) for m in refs]
+    stacked = {k: np.stack([p[k] for p in ref_p]) for k in groups}
+    out = {k: np.array([[int(i) not in r["rows"] for i in v.indices.tolist()] for r in references])
+           for k, v in groups.items() if k in ("forget", "members")}  # fmt: skip
+    res: dict[str, Any] = {"population": "half the holdout split; the other half is the never-seen side"}
+    for when, m in (("before", before), ("after", after)):
+        res[when] = rmia_vs_unseen(probs(m), stacked, out)
+    return res
 
 
 def against_retraining(original: Any, new: Any, seed: int) -> dict[str, Any]:
@@ -238,6 +301,11 @@ def _show(reg: Any, args: argparse.Namespace) -> int:
                 print(f"  forgotten vs never-seen by {kind}: AUC {b['auc']:.3f} before -> {a['auc']:.3f} after "
                       f"(0.5: indistinguishable); KS {b['ks']:.3f} -> {a['ks']:.3f} "
                       f"(p {a['p_value']:.3g} after)")  # fmt: skip
+            if ev.get("rmia"):
+                b, a = ev["rmia"]["before"], ev["rmia"]["after"]
+                print(f"  RMIA ({a['references']} reference models): forgotten vs never-seen AUC {b['auc']:.3f} "
+                      f"before -> {a['auc']:.3f} after (0.5: indistinguishable); the attack's power on samples "
+                      f"still trained on: AUC {a['members_auc']:.3f}")  # fmt: skip
             print(f"  holdout accuracy {100 * ev['before']['holdout_accuracy']:.2f}% -> "
                   f"{100 * ev['after']['holdout_accuracy']:.2f}%")  # fmt: skip
             if ev.get("reference"):
@@ -281,6 +349,15 @@ def request_html(rec: dict[str, Any]) -> str:
                     "test and not from stronger ones.</p><table><tr><th>signal</th><th>AUC before</th>"
                     "<th>AUC after</th><th>KS before</th><th>KS after</th><th>KS p after</th></tr>"
                     + rows + "</table>")  # fmt: skip
+        if ev.get("rmia"):
+            b, a = ev["rmia"]["before"], ev["rmia"]["after"]
+            body.append(f"<h2>RMIA against {a['references']} reference models</h2><p>The stronger attack "
+                        "(Zarifzadeh et al., 2024): each sample's likelihood under this model against its "
+                        "likelihood under reference models that never saw it, compared with a population of "
+                        "never-seen samples. AUC of forgotten vs never-seen samples: "
+                        f"<b>{b['auc']:.3f}</b> before, <b>{a['auc']:.3f}</b> after (0.5: indistinguishable). "
+                        f"On samples the model still trains on the same attack scores AUC {a['members_auc']:.3f}: "
+                        "the further that is above 0.5, the more a forgotten set's 0.5 means.</p>")  # fmt: skip
         body.append(f"<p>Holdout accuracy {100 * ev['before']['holdout_accuracy']:.2f}% before, "
                     f"{100 * ev['after']['holdout_accuracy']:.2f}% after.</p>")  # fmt: skip
         for when in ("before", "after"):

@@ -12,7 +12,9 @@ nothing here trains or loads a model, so the same arrays are scored many ways.
 * :func:`ulira` — U-LiRA (Hayes et al., SaTML 2025): a per-example Gaussian
   likelihood-ratio attack with the scored model left out.
 * :func:`rmia` — offline RMIA (Zarifzadeh, Liu, Shokri, ICML 2024) for one
-  target model against reference models that never saw the forget set.
+  target model against reference models that never saw the forget set;
+  :func:`rmia_vs_unseen` the same for a deployed model with no retrained one
+  (forgotten vs never-seen samples, with the attack's power on members beside it).
 * :func:`margins` / :func:`klom` — KLoM (Georgiev et al., 2024): per-example KL
   between binned margin distributions of unlearned and retrained models.
 * :func:`memorization` — Feldman-style memorisation from models trained on
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -335,7 +338,7 @@ def ulira(unlearned: Any, retrained: Any, *, min_std: float = 1e-3) -> dict[str,
 
 
 def rmia(target_x: Any, reference_x: Any, target_z: Any, reference_z: Any, *, a: float = 0.3,
-         gamma: float = 1.0) -> np.ndarray:  # fmt: skip
+         gamma: float = 1.0, out: Any = None) -> np.ndarray:  # fmt: skip
     """Offline RMIA scores of examples ``x`` for one target model, against population samples ``z``.
 
     Signals are softmax probabilities of the true label. ``p(x) = ((1 + a)/2)·mean_OUT(x) + (1 − a)/2``
@@ -346,9 +349,13 @@ def rmia(target_x: Any, reference_x: Any, target_z: Any, reference_z: Any, *, a:
     Args:
         target_x: ``(n,)`` the target model's probabilities on the examples.
         reference_x: ``(R, n)`` the reference models' probabilities on them.
-        target_z, reference_z: ``(m,)`` and ``(R, m)`` the same on the population samples.
+        target_z, reference_z: ``(m,)`` and ``(R, m)`` the same on the population samples (which no
+            reference model saw).
         a: The offline correction (0.3 by default, or chosen on a reference model).
         gamma: The likelihood-ratio threshold.
+        out: ``(R, n)`` booleans, True where reference ``r`` never saw example ``i``; ``mean_OUT(x_i)``
+            averages only those (each example needs at least one). None: every reference is OUT for
+            every example (the references were trained on data disjoint from ``x``).
 
     Returns:
         ``(n,)`` scores in [0, 1]: higher = more likely a member.
@@ -368,13 +375,69 @@ def rmia(target_x: Any, reference_x: Any, target_z: Any, reference_z: Any, *, a:
         raise ParameterError(f"The 'a' parameter must be a float in [0, 1]; got {a!r}.")
     if not gamma > 0:
         raise ParameterError(f"The 'gamma' parameter must be a float > 0; got {gamma!r}.")
-    px = (1 + a) / 2 * rx.mean(0) + (1 - a) / 2
+    if out is None:
+        mean_out = rx.mean(0)
+    else:
+        mask = np.asarray(out, dtype=bool)
+        if mask.shape != rx.shape:
+            raise ParameterError(
+                f"The 'out' parameter must have the shape of reference_x {rx.shape}; got {mask.shape}."
+            )
+        counts = mask.sum(0)
+        if (counts == 0).any():
+            raise ParameterError(
+                f"The 'out' parameter must give every example at least one reference that never saw it; example "
+                f"{int(np.argmax(counts == 0))} has none."
+            )
+        mean_out = (rx * mask).sum(0) / counts
+    px = (1 + a) / 2 * mean_out + (1 - a) / 2
     pz = rz.mean(0)
     with np.errstate(divide="ignore"):
         ratio_x = tx / px
         ratio_z = np.sort(tz / np.maximum(pz, 1e-300))
     # (ratio_x / ratio_z) > γ  <=>  ratio_z < ratio_x / γ: count with one sorted array
     return np.asarray(np.searchsorted(ratio_z, ratio_x / gamma, side="left") / ratio_z.size, dtype=np.float64)
+
+
+def rmia_vs_unseen(target: Mapping[str, Any], references: Mapping[str, Any], out: Mapping[str, Any], *,
+                   a: float = 0.3) -> dict[str, Any]:  # fmt: skip
+    """RMIA for one deployed model with reference models but no retrained one: forgotten vs never-seen samples.
+
+    Every argument maps a group of samples to true-label probabilities: ``"forget"`` (the forgotten
+    samples), ``"unseen"`` (never-seen samples, e.g. half the holdout split), ``"population"`` (the
+    population samples ``z`` of :func:`rmia`, the other half, which no model saw) and, optionally,
+    ``"members"`` (samples the model still trains on). ``target[g]`` is ``(n,)`` for the model under
+    test, ``references[g]`` ``(R, n)`` for the reference models, ``out[g]`` ``(R, n)`` booleans
+    (reference r never saw sample i; the unseen and population groups need none).
+
+    Returns the scores' percentiles per group and ``auc``: the probability that a forgotten sample
+    scores above a never-seen one (0.5: RMIA cannot tell them apart; above: the forgotten samples still
+    look like members; below: they look *less* like members than never-seen data, itself a tell).
+    ``members_auc``, the same for samples the model still holds, is the attack's power on this model:
+    a low ``auc`` only means something when ``members_auc`` is well above 0.5.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    need = ("forget", "unseen", "population")
+    missing = [g for g in need if g not in target or g not in references]
+    if missing:
+        raise ParameterError(f"The 'target' and 'references' parameters need the groups {need}; missing {missing}.")
+    z_t, z_r = target["population"], references["population"]
+    scores = {g: rmia(target[g], references[g], z_t, z_r, a=a, out=out.get(g))
+              for g in ("forget", "unseen", "members") if g in target}  # fmt: skip
+
+    def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+        return float(roc_auc_score(np.r_[np.ones(pos.size), np.zeros(neg.size)], np.r_[pos, neg]))
+
+    res: dict[str, Any] = {"references": int(np.asarray(z_r).shape[0]), "a": a,
+                           "n": {g: int(v.size) for g, v in scores.items()} | {"population": int(np.size(z_t))},
+                           "scores": {g: percentiles(v) for g, v in scores.items()},
+                           "auc": auc(scores["forget"], scores["unseen"])}  # fmt: skip
+    if "members" in scores:
+        res["members_auc"] = auc(scores["members"], scores["unseen"])
+    if "forget" in out:
+        res["references_out_per_sample"] = float(np.asarray(out["forget"], dtype=bool).sum(0).mean())
+    return res
 
 
 def margins(logits: Any, labels: Any, *, clip: float = 100.0) -> np.ndarray:

@@ -11,7 +11,11 @@ single append-only table of rows ``(seq, kind, at, body, prev, hash)``:
 * ``state`` — a request's change of state (``already_honoured``, ``applied``…): a
   request is never edited, a state change is a new row;
 * ``version`` — a model version: its folder, parent, the requests it honours,
-  the content hash of its files.
+  the content hash of its files;
+* ``references`` — reference models trained at ``init`` on random halves of the
+  training data (``references/rNNN/``, each with the dataset rows it saw in
+  ``rows.json``), for RMIA on any later request without a retrained model;
+* ``evidence`` — what was measured about a version when it was made.
 
 Each row's ``hash`` is SHA-256 of the previous row's hash and the row's own
 canonical JSON, so :meth:`Registry.verify` detects an edited, deleted or
@@ -46,9 +50,11 @@ from unlearnkit.files import file_sha256, write_json_atomic
 KILL_AT = "UNLEARNKIT_TEST_KILL_AT"
 LEDGER = "ledger.sqlite3"
 VERSIONS = "versions"
+REFERENCES = "references"
+REFERENCE_ROWS = "rows.json"
 RECEIPT = "receipt.json"
 GENESIS = "0" * 64
-KINDS = ("init", "subjects", "request", "state", "version", "evidence")
+KINDS = ("init", "subjects", "request", "state", "version", "evidence", "references")
 
 
 def canonical(obj: Any) -> str:
@@ -182,30 +188,43 @@ class Registry:
     @classmethod
     def init(cls, folder: str | Path, model: str | Path, *, dataset_rows: int,
              subjects: Mapping[str, Sequence[int]] | None = None,
-             data: Mapping[str, Any] | None = None) -> Registry:  # fmt: skip
+             data: Mapping[str, Any] | None = None,
+             references: Sequence[tuple[str | Path, Sequence[int]]] | None = None) -> Registry:  # fmt: skip
         """Make a registry: copy ``model`` (a saved model folder) in as version 0 and record where the data is.
 
         Args:
             dataset_rows: Rows of the dataset the model was trained from (requests name rows in [0, this)).
             subjects: Subject id → its dataset rows (e.g. from a CSV ``row,subject``).
             data: Where the training data comes from (a bundled dataset's name, or the user's tensor file).
+            references: Reference models for RMIA (:func:`train_references` makes them): pairs of a saved
+                model folder and the dataset rows it was trained on, copied in as ``references/rNNN``.
         """
         folder, model = Path(folder), Path(model)
-        if (folder / LEDGER).exists():
-            raise ParameterError(f"The 'registry' folder {str(folder)!r} already holds a registry; choose a new one.")
+        check_new_registry(folder)
         if not model.is_dir():
             raise ParameterError(f"The 'model' parameter must be a saved model folder; got {str(model)!r}.")
         if isinstance(dataset_rows, bool) or not isinstance(dataset_rows, int) or dataset_rows < 1:
             raise ParameterError(f"The 'dataset_rows' parameter must be an int >= 1; got {dataset_rows!r}.")
         clean = _check_subjects(subjects or {}, dataset_rows)
+        refs = []
+        for i, (ref, seen) in enumerate(references or ()):
+            if not Path(ref).is_dir():
+                raise ParameterError(f"The 'references[{i}]' model must be a saved model folder; got {str(ref)!r}.")
+            refs.append((Path(ref), _check_rows(seen, dataset_rows, param=f"references[{i}] rows")))
         folder.mkdir(parents=True, exist_ok=True)
         version = _copy_version(model, folder, 0)
+        copied = [_copy_folder(ref, folder / REFERENCES / f"r{i:03d}", {REFERENCE_ROWS: {"rows": seen}})
+                  for i, (ref, seen) in enumerate(refs)]  # fmt: skip
         ledger = Ledger(folder / LEDGER, create=True)
         try:
             rows = [("init", {"model_source": str(model), "data": dict(data or {}), "dataset_rows": dataset_rows,
                               "format": "unlearnkit-registry", "format_version": 1})]  # fmt: skip
             if clean:
                 rows.append(("subjects", {"subjects": clean}))
+            if copied:
+                rows.append(("references", {"references": [
+                    {"folder": f"{REFERENCES}/{c.name}", "rows": len(r), "files": _hashes(c)}
+                    for c, (_, r) in zip(copied, refs, strict=True)]}))  # fmt: skip
             rows.append(("version", {"version": 0, "folder": f"{VERSIONS}/v0000", "parent": None, "requests": [],
                                      "files": _hashes(version)}))  # fmt: skip
             ledger.append_many(rows)
@@ -276,6 +295,17 @@ class Registry:
             if r["state"] == "applied":
                 out.update(r["rows"])
         return sorted(out)
+
+    def references(self) -> list[dict[str, Any]]:
+        """The reference models recorded at ``init``: ``folder`` (inside the registry) and the ``rows`` each saw."""
+        out = []
+        for r in self.ledger.rows():
+            if r.kind == "references":
+                for ref in r.body["references"]:
+                    path = self._inside(ref["folder"])
+                    seen = json.loads((path / REFERENCE_ROWS).read_text())["rows"]
+                    out.append({"folder": path, "rows": {int(x) for x in seen}})
+        return out
 
     # -- versions -------------------------------------------------------------------
     def versions(self) -> list[dict[str, Any]]:
@@ -408,6 +438,19 @@ class Registry:
                     out.append(f"version {v['version']}: {v['folder']}/{name} does not match its recorded hash")
             if not (folder / RECEIPT).is_file():
                 out.append(f"version {v['version']}: its receipt {v['folder']}/{RECEIPT} is missing")
+        for r in rows:
+            for ref in r.body.get("references", []) if r.kind == "references" else []:
+                try:
+                    rfolder = self._inside(ref["folder"])
+                except ParameterError as exc:
+                    out.append(str(exc))
+                    continue
+                for name, digest in ref["files"].items():
+                    f = rfolder / name
+                    if not f.is_file():
+                        out.append(f"reference {ref['folder']}/{name} is missing")
+                    elif file_sha256(f) != digest:
+                        out.append(f"reference {ref['folder']}/{name} does not match its recorded hash")
         recorded = {self._inside(v["folder"]) for v in self.versions() if _safe(self, v["folder"])}
         for receipt in sorted((self.folder / VERSIONS).glob(f"v*/{RECEIPT}")):
             # every version folder on disk, recorded or not: a receipt outlives its ledger rows
@@ -426,6 +469,12 @@ class Registry:
 
     def close(self) -> None:
         self.ledger.close()
+
+
+def check_new_registry(folder: str | Path) -> None:
+    """Refuse (one line) a folder that already holds a registry: ``init`` never overwrites one."""
+    if (Path(folder) / LEDGER).exists():
+        raise ParameterError(f"The 'registry' folder {str(folder)!r} already holds a registry; choose a new one.")
 
 
 def _safe(reg: Registry, relative: str) -> bool:
@@ -484,15 +533,21 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 def _copy_version(model: Path, registry: Path, version: int) -> Path:
     """Copy a model folder into ``versions/vNNNN`` atomically (a temporary folder, then one rename)."""
-    target = registry / VERSIONS / f"v{version:04d}"
+    return _copy_folder(model, registry / VERSIONS / f"v{version:04d}")
+
+
+def _copy_folder(model: Path, target: Path, extra_json: Mapping[str, Any] | None = None) -> Path:
+    """Copy a model folder's plain files (plus ``extra_json`` files) to ``target``: a temporary folder, one rename."""
     if target.exists():
-        raise ParameterError(f"The version folder {str(target)!r} already exists.")
+        raise ParameterError(f"The folder {str(target)!r} already exists.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".v{version:04d}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         for p in sorted(model.iterdir()):
             if p.is_file() and not p.is_symlink():
                 shutil.copy2(p, tmp / p.name)
+        for name, body in (extra_json or {}).items():
+            write_json_atomic(tmp / name, body)
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -503,3 +558,55 @@ def _copy_version(model: Path, registry: Path, version: int) -> Path:
 def _write_receipt(folder: Path, ledger: Ledger) -> None:
     rows, head = ledger.head()
     write_json_atomic(folder / RECEIPT, {"rows": rows, "head": head, "written_at": _now()})
+
+
+def train_references(model: str | Path, train: Any, k: int, *, out: str | Path, seed: int = 0,
+                     device: str = "cpu", progress: bool = False) -> list[tuple[Path, list[int]]]:  # fmt: skip
+    """Train ``k`` reference models for RMIA on complementary random halves of ``train``.
+
+    Pair ``j`` splits the training view by a permutation seeded from ``seed`` and ``j``; reference
+    ``2j`` trains on the first half, ``2j + 1`` on the second, each from its own initialisation with
+    the saved model's architecture and recipe. Every training row is therefore unseen by exactly
+    ``k / 2`` references — whatever a later request names, RMIA has references that never saw it.
+
+    Args:
+        model: The saved model folder (version 0): its sidecar gives the architecture and recipe.
+        train: Its training view (``View``; ``indices`` are the dataset rows).
+        k: An even number >= 2.
+        out: A new folder; reference ``i`` is written to ``out/rNNN`` (safetensors and sidecar,
+            with its dataset rows in ``training_rows.json``).
+
+    Returns:
+        ``(folder, dataset rows)`` per reference, as :meth:`Registry.init` takes them.
+    """
+    import torch
+
+    from unlearnkit.core.artifacts import read_metadata, save_model
+    from unlearnkit.core.models import build_model
+    from unlearnkit.core.training import TrainConfig, fit
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2 or k % 2:
+        raise ParameterError(f"The 'references' parameter must be an even int >= 2 (complementary halves); got {k!r}.")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ParameterError(f"The 'out' folder {str(out)!r} must be new or empty.")
+    meta = read_metadata(model)
+    arch, recipe = meta["architecture"], TrainConfig.from_dict(meta["training"])
+    n = len(train)
+    if n < 2:
+        raise ParameterError(f"The 'train' view must hold at least 2 samples to halve; got {n}.")
+    made = []
+    for j in range(k // 2):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed) * 1_000 + 7919 * (j + 1)))
+        for half, pos in enumerate((perm[: n // 2], perm[n // 2 :])):
+            i = 2 * j + half
+            s = int(seed) * 1_000 + i + 1
+            net = build_model(arch["name"], arch["input_shape"], arch["num_classes"], seed=s, **arch.get("kwargs", {}))
+            part = train.subset(pos.sort().values)
+            fit(net, part, recipe, seed=s, device=device, progress=progress, desc=f"reference {i + 1}/{k}")
+            net.eval()
+            rows = sorted(int(r) for r in part.indices.tolist())
+            folder = save_model(net.cpu(), out / f"r{i:03d}", {**meta, "seed": s, "reference": {"index": i, "of": k}},
+                                extra_json={"training_rows.json": {"rows": rows}})  # fmt: skip
+            made.append((folder, rows))
+    return made
