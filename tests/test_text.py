@@ -228,6 +228,19 @@ def test_retire_tokens_ignores_models_without_token_weights():
     assert retire_tokens(plain, [5]) == 0 and model_hash(plain) == before  # nothing token-indexed: untouched
 
 
+def test_a_bag_of_words_without_hidden_layers_is_a_linear_model_whose_head_is_token_indexed():
+    from unlearnkit.core.text import BagOfWordsMLP
+
+    model = BagOfWordsMLP((6,), 3, vocab_size=12, widths=())
+    [(weight, axis)] = list(model.token_parameters())
+    assert weight is model.head.weight and axis == 1
+    assert retire_tokens(model, [5, 7]) == 2
+    assert torch.equal(weight[:, 5], weight[:, 1]) and torch.equal(weight[:, 7], weight[:, 1])
+    doc = torch.tensor([[5, 7, 3, 0, 0, 0]])
+    with torch.no_grad():
+        assert torch.allclose(model(doc), model(torch.tensor([[1, 1, 3, 0, 0, 0]])))
+
+
 def test_ood_text_scenario_inserts_the_other_corpus_in_the_targets_vocabulary(tiny, tiny_split):
     scen = make_scenario("ood", source_dataset="reuters", count=20, reference_count=30)
     splits = scen.prepare(tiny_split, seed=0)

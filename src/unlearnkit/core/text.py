@@ -152,7 +152,7 @@ class BagOfWordsMLP(TextClassifier):
         return self.body(self.bag(x))  # type: ignore[no-any-return]
 
     def token_parameters(self) -> Iterator[tuple[torch.Tensor, int]]:
-        first = self.body[0]
+        first = self.body[0] if len(self.body) else self.head  # no hidden layer: a linear model on the bag
         assert isinstance(first, nn.Linear)
         yield first.weight, 1
 
