@@ -47,6 +47,8 @@ RECIPE = TrainConfig(epochs=4, lr=0.02, batch_size=128)
 TRAIN_SIZE, REQUESTS, PER_REQUEST = 10_000, 10, 50
 METHODS = ("finetune", "neggrad_plus", "ssd", "salun", "l1_sparse")
 SISA = {"shards": 5, "slices": 2}
+NOTHING, OTHER = "original", "retrain (other seed)"  # doing nothing; what retraining differs from retraining
+OTHER_SEED = 7919
 
 
 def say(msg: str) -> None:
@@ -91,17 +93,24 @@ def run_seed(ds: Any, seed: int, k: int, m: int) -> dict[str, Any]:
         ref_m = evaluate(collect(ref.model, whole), GAP_METRICS, seed=seed)
         row: dict[str, Any] = {"request": i + 1, "deleted": int(sum(len(r) for r in reqs[: i + 1])),
                                "retrain_seconds": ref.seconds, "methods": {}}  # fmt: skip
+        def scored(model: Any, seconds: float, cumulative: float, whole: Splits = whole,
+                   ref_m: dict[str, Any] = ref_m) -> dict[str, Any]:  # fmt: skip
+            met = evaluate(collect(model, whole), GAP_METRICS, seed=seed)
+            gaps = [gap(met.get(x), ref_m.get(x)) for x in GAP_METRICS]
+            defined = [g for g in gaps if g is not None]
+            return {"avg_gap": 100 * sum(defined) / len(defined) if defined else None,
+                    "test_accuracy": met.get("test_accuracy"), "forget_accuracy": met.get("forget_accuracy"),
+                    "seconds": seconds, "cumulative_seconds": cumulative}  # fmt: skip
+
         for name, model in current.items():
             out = make_method(name).unlearn(model, seq, seed=seed, recipe=RECIPE)
             spent[name] += out.seconds
             current[name] = out.model
-            met = evaluate(collect(out.model, whole), GAP_METRICS, seed=seed)
-            gaps = [gap(met.get(x), ref_m.get(x)) for x in GAP_METRICS]
-            defined = [g for g in gaps if g is not None]
-            row["methods"][name] = {"avg_gap": 100 * sum(defined) / len(defined) if defined else None,
-                                    "test_accuracy": met.get("test_accuracy"),
-                                    "forget_accuracy": met.get("forget_accuracy"),
-                                    "seconds": out.seconds, "cumulative_seconds": spent[name]}  # fmt: skip
+            row["methods"][name] = scored(out.model, out.seconds, spent[name])
+        # the two reference rows: doing nothing, and a second retraining (other initialisation and data order)
+        row["methods"][NOTHING] = scored(original, 0.0, 0.0)
+        other = make_method("retrain").unlearn(original, whole, seed=seed + OTHER_SEED, recipe=RECIPE)
+        row["methods"][OTHER] = scored(other.model, other.seconds, spent["retrain"])
         row["retrain_cumulative_seconds"] = spent["retrain"]
         row["test_accuracy_retrain"] = ref_m.get("test_accuracy")
         row["wall"] = time.perf_counter() - start
@@ -145,7 +154,7 @@ def render(record: dict[str, Any], img: Path) -> str:
             out[name] = ([a if a is not None else float("nan") for a, _ in ms], [b or 0.0 for _, b in ms])
         return out
 
-    cum = series("cumulative_seconds")
+    cum = {n: v for n, v in series("cumulative_seconds").items() if n not in (NOTHING, OTHER)}
     rt = [[s["steps"][i]["retrain_cumulative_seconds"] for s in seeds] for i in range(k)]
     cum["retrain"] = ([mean_std(c)[0] or 0.0 for c in rt], [mean_std(c)[1] or 0.0 for c in rt])
     fig = plots.curve_panels({"Avg. Gap to retraining on what remains": series("avg_gap"),
@@ -154,27 +163,62 @@ def render(record: dict[str, Any], img: Path) -> str:
     img.mkdir(parents=True, exist_ok=True)
     path = img / "sequential_curves.png"
     path.write_bytes(plots.png(fig))
-    head = ["method", "Avg. Gap after request 1", f"after request {k}", "cumulative seconds after request 1",
-            f"after request {k}", f"retraining's cumulative seconds after request {k}"]
+    head = ["method", "Avg. Gap after request 1 (pts)", f"after request {k}", f"test accuracy after request {k} %",
+            "cumulative seconds after request 1", f"after request {k}"]  # fmt: skip
     rows = []
+    last: dict[str, tuple[float, float]] = {}
     for name in names:
         first = mean_std([s["steps"][0]["methods"][name]["avg_gap"] for s in seeds])
-        last = mean_std([s["steps"][-1]["methods"][name]["avg_gap"] for s in seeds])
+        last[name] = end = mean_std([s["steps"][-1]["methods"][name]["avg_gap"] for s in seeds])
+        acc = mean_std([100 * s["steps"][-1]["methods"][name]["test_accuracy"] for s in seeds])
         c1 = mean_std([s["steps"][0]["methods"][name]["cumulative_seconds"] for s in seeds])
         ck = mean_std([s["steps"][-1]["methods"][name]["cumulative_seconds"] for s in seeds])
-        rows.append([f"`{name}`", f"{first[0]:.2f} ± {first[1] or 0:.2f}", f"{last[0]:.2f} ± {last[1] or 0:.2f}",
-                     f"{c1[0]:.1f}", f"{ck[0]:.1f}", f"{mean_std(rt[-1])[0]:.1f}"])  # fmt: skip
+        secs = ("–", "–") if name == NOTHING else (f"{c1[0]:.1f}", f"{ck[0]:.1f}")
+        if name == OTHER:
+            secs = tuple(f"{v:.1f} (retraining after every request)" for v in
+                         (mean_std(rt[0])[0] or 0.0, mean_std(rt[-1])[0] or 0.0))  # fmt: skip
+        rows.append([f"`{name}`", f"{first[0]:.2f} ± {first[1] or 0:.2f}", f"{end[0]:.2f} ± {end[1] or 0:.2f}",
+                     f"{acc[0]:.2f}", *secs])  # fmt: skip
     return "\n".join([
         "# Sequential deletion requests: quality and cost after each request (MNIST, LeNet)", "",
         f"Generated by `{COMMAND}` ({len(seeds)} seed(s), {record['total_seconds'] / 60:.0f} min on "
         f"{record['env'].get('cpu_count', '?')} CPU cores). {k} requests of {record['per_request']} samples on a "
-        f"{record['train_size']:,}-image training set; the set-up is in the docstring of `bench/sequential.py`.", "",
+        f"{record['train_size']:,}-image training set; the set-up is in the docstring of `bench/sequential.py`. "
+        "Raw numbers: [sequential.json](sequential.json).", "",
+        "## Findings (computed from the records below)", "",
+        *findings(record, last, rt), "",
         markdown_table(head, rows), "",
         f"![quality and cost after each request](img/{path.name})", "",
         "*Mean ± std over seeds. Avg. Gap is measured against a model retrained from scratch on everything still "
-        "remaining after that request, with every deletion so far as the forget set. SISA retrains only the "
-        "shards the request touches; its Avg. Gap is against the same full retraining.*", "",
+        "remaining after that request, with every deletion so far as the forget set. `original` is doing nothing "
+        "(the model before any request); `retrain (other seed)` is a second retraining from another initialisation "
+        "and data order, scored like a method: the noise floor. SISA retrains only the shards each request "
+        "touches; its Avg. Gap is against the same full retraining.*", "",
     ])  # fmt: skip
+
+
+def findings(record: dict[str, Any], last: dict[str, tuple[float, float]], rt: list[list[float]]) -> list[str]:
+    """Sentences read off the last request: each method against the noise floor and doing nothing, and its cost."""
+    k = record["requests"]
+    floor, nothing = last[OTHER][0], last[NOTHING][0]
+    retrain_s = mean_std(rt[-1])[0] or 0.0
+    seeds = list(record["seeds"].values())
+    out = [f"* After request {k}: the noise floor (a second retraining) is {floor:.2f} points Avg. Gap, doing "
+           f"nothing {nothing:.2f}; retraining after every request cost {retrain_s:.0f} s in all."]  # fmt: skip
+    for name, (gap_k, std_k) in sorted(last.items(), key=lambda kv: kv[1][0]):
+        if name in (NOTHING, OTHER):
+            continue
+        secs = mean_std([s["steps"][-1]["methods"][name]["cumulative_seconds"] for s in seeds])[0] or 0.0
+        first = mean_std([s["steps"][0]["methods"][name]["avg_gap"] for s in seeds])[0]
+        where = ("within the noise floor" if gap_k <= floor else "closer to retraining than doing nothing"
+                 if gap_k < nothing else "no closer to retraining than doing nothing")  # fmt: skip
+        trend = "grew" if gap_k > first + (std_k or 0) else "did not grow beyond its spread"
+        ratio = (f"{retrain_s / secs:.0f}x cheaper than" if secs and secs < retrain_s
+                 else f"{secs / retrain_s:.1f}x the cost of" if retrain_s else "as costly as")  # fmt: skip
+        out.append(f"* `{name}`: {gap_k:.2f} ± {std_k or 0:.2f} points after request {k} ({where}); its gap "
+                   f"{trend} from {first:.2f} after request 1; {secs:.1f} s in all, {ratio} retraining after "
+                   "every request.")  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":
