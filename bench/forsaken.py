@@ -578,9 +578,12 @@ def render(record: dict) -> str:
         "* SISA-DP (Opacus per-sample gradients, roughly 40x the cost per sample of plain training on this CPU) ran "
         "for the first seed only. Seconds on this page were measured on 2 cores that other work shared at times, "
         "so they are an upper bound on the cost; FR / accuracy figures are unaffected.",
-        "* 003's Reuters text task: not implemented yet (there are no text models until the text issue lands). Not "
-        "run: the reverse OOD direction (Fashion-MNIST target; the scenario supports it: "
-        "`--scenario-set source_dataset=mnist` with `--dataset fashion_mnist`).",
+        "* 003's white-box oracle (Table IX) and the t-SNE views of Figs. 7–10: [forsaken_oracles.md]"
+        "(forsaken_oracles.md); Alg. 2 (MacForget) in a federation: [federated.md](federated.md).",
+        "* 003's text tasks are on their own pages: [text.md](text.md) (Reuters and Rotten Tomatoes, Tables III "
+        "and IV), [text_exposure.md](text_exposure.md) (Fig. 12's canaries) and [forsaken_linear.md]"
+        "(forsaken_linear.md) (Table X). Not run: the reverse OOD direction (Fashion-MNIST target; the scenario "
+        "supports it: `--scenario-set source_dataset=mnist` with `--dataset fashion_mnist`).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -292,6 +292,14 @@ def test_scrub_divergence_is_a_clear_error_and_recorded_in_runs(trained_mlp, cla
     rows = {r["method"]: r for r in run_experiment(config, dataset=digits).results}
     assert "diverged" in rows["scrub"]["error"] and rows["scrub"]["metrics"] == {}
     assert rows["finetune"]["metrics"]["forget_accuracy"] is not None
+    # a run that does not diverge carries SCRUB's per-round losses into its record (001 Fig. 2 is drawn from them)
+    config = ExperimentConfig(dataset="digits", model="mlp", scenario="class", methods=("scrub",),
+                              method_params={"scrub": {"max_steps": 2, "steps": 3}},
+                              train=TrainConfig(epochs=3))  # fmt: skip
+    [row] = [r for r in run_experiment(config, dataset=digits).results if r["method"] == "scrub"]
+    rounds = row["diagnostics"]["rounds"]
+    assert [sorted(r) for r in rounds] == [["max_kl", "min_loss"]] * 2 + [["min_loss"]]
+    assert all(isinstance(v, float) for r in rounds for v in r.values())
 
 
 def test_scrub_early_stop_ends_when_forget_error_rose_and_holdout_error_held(trained_mlp, class_splits):

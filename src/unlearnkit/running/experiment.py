@@ -264,9 +264,25 @@ def _outcome_row(
     return row
 
 
+#: Longest list of scalars (or of flat dicts of scalars) a record keeps from an outcome's diagnostics.
+MAX_RECORDED_LIST = 1_000
+_SCALAR = (int, float, bool, str, type(None))
+
+
+def _recordable(v: Any) -> bool:
+    if isinstance(v, (int, float, bool, str, dict)):
+        return True
+    if isinstance(v, (list, tuple)) and len(v) <= MAX_RECORDED_LIST:
+        return all(isinstance(x, _SCALAR) or (isinstance(x, dict) and all(isinstance(y, _SCALAR) for y in x.values()))
+                   for x in v)  # fmt: skip
+    return False
+
+
 def summarize_diagnostics(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
-    """The scalar diagnostics of an outcome (epochs to best, neutralisation facts...) for records."""
-    return {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, bool, str, dict)) or k == "val_accuracy"}
+    """An outcome's diagnostics as records keep them: scalars, dicts, and short lists of scalars or of flat dicts
+    (epochs to best, neutralisation facts, SCRUB's per-round losses, per-epoch validation accuracy); tensors
+    and long per-sample lists are left out."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in diagnostics.items() if _recordable(v)}
 
 
 def _gaps(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float | None]:
