@@ -178,6 +178,18 @@ def avg_gap(results: list[dict[str, Any]], method: str, keys: tuple[str, ...]) -
     return mean_std(per_seed)[0]
 
 
+def per_seed(results: list[dict[str, Any]], method: str, key: str) -> list[float]:
+    return [r["metrics"][key] for r in results if r["method"] == method and r["metrics"]
+            and r["metrics"].get(key) is not None]  # fmt: skip
+
+
+def apart(a: list[float], b: list[float]) -> bool:
+    """``a``'s mean above ``b``'s by more than their seed spreads together (one std each): not within noise."""
+    if not a or not b:
+        return False
+    return float(np.mean(a) - np.mean(b)) > float(np.std(a) + np.std(b))
+
+
 def pts(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
@@ -199,10 +211,15 @@ def findings(ds: str, rb: list[dict[str, Any]], rc: list[dict[str, Any]],
     )
     o, rt = avg(rb, "original", "forget_accuracy"), avg(rb, "retrain", "forget_accuracy")
     moved = {m: (o or 0) - (avg(rb, m, "forget_accuracy") or 0) for m in ("finetune", "scrub", "scrub_attention")}
-    holds = moved["scrub"] > moved["finetune"] and moved["scrub_attention"] > moved["finetune"]
+    fa = {m: per_seed(rb, m, "forget_accuracy") for m in ("finetune", "scrub", "scrub_attention")}
+    # lower forget accuracy = forgot more; the claim holds where it is lower by more than the seeds' spread
+    holds = all(apart(fa["finetune"], fa[m]) for m in ("scrub", "scrub_attention"))
+    direction = moved["scrub"] > moved["finetune"] and moved["scrub_attention"] > moved["finetune"]
+    verdict = ("reproduces" if holds else "holds in direction but within the seeds' spread, so not shown"
+               if direction else "does not reproduce")  # fmt: skip
     out.append(
         f"001's Table 1 claim — SCRUB and attention SCRUB forget more than fine-tuning (there: forget 80.1% / "
-        f"77.2% vs 93%, retrain 65.2%) — {'reproduces' if holds else 'does not reproduce'} here: from the "
+        f"77.2% vs 93%, retrain 65.2%) — {verdict} here: from the "
         f"original's {pts(o)} toward retrain's {pts(rt)}, forget accuracy moved {100 * moved['finetune']:.1f} "
         f"points with fine-tuning, {100 * moved['scrub']:.1f} with SCRUB, {100 * moved['scrub_attention']:.1f} "
         f"with attention SCRUB (settings chosen on the holdout split; see the scrub card for why a converged, "
@@ -213,10 +230,11 @@ def findings(ds: str, rb: list[dict[str, Any]], rc: list[dict[str, Any]],
         out.append(f"SCRUB's test accuracy {pts(st)} vs retrain's {pts(rtt)} ({100 * abs(st - rtt):.1f} points apart).")
     variants = ("scrub", "scrub_attention", "scrub_similarity")
     rc_test = {m: avg(rc, m, "test_accuracy") for m in ("original", "retrain", *variants)}
-    better = [m for m in variants if (rc_test[m] or 0) > max(rc_test["retrain"] or 0, rc_test["original"] or 0)]
+    best_ref = max(("retrain", "original"), key=lambda m: rc_test[m] or 0)
+    better = [m for m in variants if apart(per_seed(rc, m, "test_accuracy"), per_seed(rc, best_ref, "test_accuracy"))]
     out.append(
         f"**{ds}, resolving confusion.** 001's Table 2 claim — the SCRUB variants forget the mislabelled samples "
-        f"and reach higher test accuracy than both retrain and the original — "
+        f"and reach higher test accuracy than both retrain and the original (by more than the seeds' spread) — "
         f"{'reproduces' if len(better) == 3 else 'does not reproduce' if not better else 'partly reproduces'}: "
         f"test accuracy original {pts(rc_test['original'])}, retrain {pts(rc_test['retrain'])}, "
         + ", ".join(f"`{m}` {pts(rc_test[m])}" for m in variants)
