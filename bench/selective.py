@@ -489,37 +489,22 @@ def differences(record: dict) -> list[str]:
     fm = cases(record, "fashion_mnist", "tile")
     a = cases(record, "fashion_mnist", "A")
     if a:
-        rld = pct([c["rows"]["rld"][0] for c in a])
-        rnd = pct([c["rows"]["rnd"][0] for c in a])
-        out.append(
-            f"* **Table 2 (pattern A) partly reproduces.** At 000's settings RND takes class 0 on Fashion-MNIST to "
-            f"{rnd}% (000: 14.4%) and RLD to {rld}% (000: 1.2%); the other classes keep "
-            f"{pct([c['rows']['rld'][1] for c in a])}% with RLD (000: 81.9%) and "
-            f"{pct([c['rows']['rnd'][1] for c in a])}% "
-            "with RND (000: 79.3%). 000 found RLD the more forgetful and steadier of the two; here RLD is steadier on "
-            "the other classes but forgets class 0 less in 10 epochs at lr 1e-5. Truncation keeps the other classes "
-            "best, as in 000."
-        )
+        out.append(table2_verdict(a))
+    setups = [(n, t) for n in DATASETS for t in TRANSFORMS if cases(record, n, t)]
+    if setups:
+        out.append(figure4_verdict(record, setups))
     if fm:
         full = [c["B"]["CE+Fisher+RLD"] for c in fm]
-        ce = [c["B"]["CE"] for c in fm]
-        out.append(
-            "* **Figure 4's main claim reproduces:** on every set-up CE and CE+Fisher leave the feature in place "
-            "(D_r,extra stays near 0%, the backdoor fires on nearly every stamped image) while CE+Fisher+RLD makes "
-            "the model stop using it: on Fashion-MNIST tile, pattern B, D_r,extra "
-            f"{pct([x['feature_extra_accuracy'] for x in ce])}% "
-            f"(CE) vs {pct([x['feature_extra_accuracy'] for x in full])}% — as high as the model retrained on clean "
-            "data "
-            f'({pct([c["retrain"]["feature_extra_accuracy"] for c in fm])}%) — and 000\'s "around 50%".'
-        )
         drop = 100 * (np.mean([c["original"]["feature_retain_accuracy"] for c in fm]) -
                       np.mean([x["feature_retain_accuracy"] for x in full]))  # fmt: skip
+        extra = pct([x["feature_extra_accuracy"] for x in full])
+        met = drop <= DR_BAR
         out.append(
-            f"* **The D_r bar is not met on Fashion-MNIST tile B:** D_r falls {drop:.1f} points. The search maximises "
-            "000's objective, the *minimum* of the D_r, D_f,clean and D_r,extra validation accuracies; once D_r,extra "
-            "(≈ 50–60%) is the minimum, a D_r of 70% scores the same as one of 87%, so nothing in the objective "
-            "protects "
-            f"D_r. The search ran {record['search']['trials']} trials per set-up; the chosen λ_KL here was "
+            f"* **The D_r bar ({DR_BAR:.0f} points) is {'met' if met else 'not met'} on Fashion-MNIST tile B:** D_r "
+            f"falls {drop:.1f} points. The search maximises 000's objective, the *minimum* of the D_r, D_f,clean and "
+            f"D_r,extra validation accuracies; once D_r,extra (here {extra}%) is the minimum, a higher D_r does not "
+            "raise the score, so nothing in the objective protects D_r. The search ran "
+            f"{record['search']['trials']} trials per set-up; the chosen λ_KL here was "
             + ", ".join(
                 f"{record['tuned'][k]['best_params']['lam_kl']:.3g}"
                 for k in record["tuned"]
@@ -534,10 +519,10 @@ def differences(record: dict) -> list[str]:
                              np.mean([x["feature_retain_accuracy"] for x in ok_b]))  # fmt: skip
             diverged_c = sum("diverged" in c["C"] for c in ps)
             out.append(
-                f"* **000's own settings (Table S1) do not meet the bar either:** pattern B loses {drop_s1:.1f} points "
-                f"of D_r (D_r,extra {pct([x['feature_extra_accuracy'] for x in ok_b])}%), and pattern C's "
-                f"(lr 5.2e-5 with λ_KL 3e5) diverged in {diverged_c} of {len(ps)} runs. Keeping D_r within 5 points "
-                "here would need an objective that also rewards D_r (e.g. a floor on it); it was not run."
+                f"* **000's own settings (Table S1):** pattern B loses {drop_s1:.1f} points of D_r "
+                f"({'within' if drop_s1 <= DR_BAR else 'over'} the {DR_BAR:.0f}-point bar; D_r,extra "
+                f"{pct([x['feature_extra_accuracy'] for x in ok_b])}%), and pattern C's (lr 5.2e-5 with λ_KL 3e5) "
+                f"diverged in {diverged_c} of {len(ps)} runs."
             )
     failed, total = failed_trials(record)
     out.append(
@@ -545,9 +530,10 @@ def differences(record: dict) -> list[str]:
         + (
             " (each set-up's line above says which and why)."
             if failed
-            else ". Before the EWC term was applied by its proximal step, 5 of 8 trials failed on every Fashion-MNIST "
-            "set-up: a gradient step on λ_KL·R diverges once 2·lr·λ_KL·max F exceeds 2·(1 + momentum), which "
-            "most of 000's searched λ_KL range does on these models."
+            else ". In the page's previous run (commit e28144b's selective.json), before the EWC term was applied "
+            "by its proximal step, 5 of 8 trials failed on every Fashion-MNIST set-up: a gradient step on λ_KL·R "
+            "diverges once 2·lr·λ_KL·max F exceeds 2·(1 + momentum), which most of 000's searched λ_KL range does "
+            "on these models."
         )
     )
     out.append(
@@ -556,6 +542,52 @@ def differences(record: dict) -> list[str]:
         "network for the whole page and its 200 × 5-fold search (budget; see the set-up paragraph)."
     )
     return out
+
+
+DR_BAR = 5.0  # points of D_r accuracy a feature deletion may cost before we call it too costly
+
+
+def table2_verdict(a: list[dict]) -> str:
+    """000 Table 2 (pattern A), computed: each method's class-0 and other-class accuracy against 000's."""
+    paper = PAPER_TABLE2["fashion_mnist"]
+    def avg(m: str, col: int) -> float:
+        vals = [c["rows"][m][col] for c in a if c["rows"][m][col] is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    mean = {m: (avg(m, 0), avg(m, 1)) for m in ("rnd", "rld", "truncation")}  # truncation drops class 0: no D_f
+    close = {m: abs(mean[m][0] - paper[m][0]) <= 0.05 and abs(mean[m][1] - paper[m][1]) <= 0.05
+             for m in ("rnd", "rld")}  # fmt: skip
+    verdict = ("reproduces" if all(close.values()) else "partly reproduces" if any(close.values())
+               else "does not reproduce")  # fmt: skip
+    more = "RLD" if mean["rld"][0] < mean["rnd"][0] else "RND"
+    trunc_best = mean["truncation"][1] >= max(mean["rnd"][1], mean["rld"][1])
+    return (f"* **Table 2 (pattern A) {verdict}** (within 5 points of 000's number, on both columns, for "
+            + (", ".join(m.upper() for m, ok in close.items() if ok) or "neither method") + "). RND takes class 0 on "
+            f"Fashion-MNIST to {pct([c['rows']['rnd'][0] for c in a])}% (000: 14.4%) and RLD to "
+            f"{pct([c['rows']['rld'][0] for c in a])}% (000: 1.2%); the other classes keep "
+            f"{pct([c['rows']['rld'][1] for c in a])}% with RLD (000: 81.9%) and "
+            f"{pct([c['rows']['rnd'][1] for c in a])}% with RND (000: 79.3%). 000 found RLD the more forgetful; "
+            f"here {more} is. Truncation keeps the other classes at {pct([c['rows']['truncation'][1] for c in a])}%"
+            + (", the best of the three, as in 000." if trunc_best else ", not the best of the three (000: best).")
+            )  # fmt: skip
+
+
+def figure4_verdict(record: dict, setups: list[tuple[str, str]]) -> str:
+    """000 Figure 4's main claim, computed per set-up (pattern B): CE and CE+Fisher leave the feature in use
+    (D_r,extra under 10%), CE+Fisher+RLD makes the model stop using it (D_r,extra at least 40%: 000's "around 50%")."""
+    ok, parts = 0, []
+    for name, transform in setups:
+        cs = cases(record, name, transform)
+        ext = {v: float(np.mean([c["B"][v]["feature_extra_accuracy"] for c in cs])) for v in VARIANTS}
+        holds = ext["CE"] < 0.10 and ext["CE+Fisher"] < 0.10 and ext["CE+Fisher+RLD"] >= 0.40
+        ok += holds
+        rt = float(np.mean([c["retrain"]["feature_extra_accuracy"] for c in cs]))
+        parts.append(f"{name} {transform}: CE {100 * ext['CE']:.1f}%, CE+Fisher {100 * ext['CE+Fisher']:.1f}%, "
+                     f"CE+Fisher+RLD {100 * ext['CE+Fisher+RLD']:.1f}% (retrained on clean data {100 * rt:.1f}%)")
+    verdict = ("reproduces on every set-up" if ok == len(setups) else f"reproduces on {ok} of {len(setups)} set-ups"
+               if ok else "does not reproduce")  # fmt: skip
+    return (f"* **Figure 4's main claim {verdict}** (pattern B, D_r,extra: under 10% for CE and CE+Fisher, at "
+            "least 40% for CE+Fisher+RLD — 000's \"around 50%\"): " + "; ".join(parts) + ".")
 
 
 def render_all(record: dict, out: Path) -> None:
