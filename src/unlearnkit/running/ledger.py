@@ -430,12 +430,7 @@ class Registry:
             if not folder.is_dir():
                 out.append(f"version {v['version']}: its folder {v['folder']} is missing")
                 continue
-            for name, digest in v["files"].items():
-                f = folder / name
-                if not f.is_file():
-                    out.append(f"version {v['version']}: {v['folder']}/{name} is missing")
-                elif file_sha256(f) != digest:
-                    out.append(f"version {v['version']}: {v['folder']}/{name} does not match its recorded hash")
+            out += _file_problems(folder, v["files"], f"version {v['version']}: {v['folder']}")
             if not (folder / RECEIPT).is_file():
                 out.append(f"version {v['version']}: its receipt {v['folder']}/{RECEIPT} is missing")
         for r in rows:
@@ -445,12 +440,7 @@ class Registry:
                 except ParameterError as exc:
                     out.append(str(exc))
                     continue
-                for name, digest in ref["files"].items():
-                    f = rfolder / name
-                    if not f.is_file():
-                        out.append(f"reference {ref['folder']}/{name} is missing")
-                    elif file_sha256(f) != digest:
-                        out.append(f"reference {ref['folder']}/{name} does not match its recorded hash")
+                out += _file_problems(rfolder, ref["files"], f"reference {ref['folder']}")
         recorded = {self._inside(v["folder"]) for v in self.versions() if _safe(self, v["folder"])}
         for receipt in sorted((self.folder / VERSIONS).glob(f"v*/{RECEIPT}")):
             # every version folder on disk, recorded or not: a receipt outlives its ledger rows
@@ -524,6 +514,18 @@ def read_subjects_csv(path: str | Path) -> dict[str, list[int]]:
                     f"The '--subjects' file {str(path)!r} line {i + 1} must be 'row,subject'; got {rec!r}."
                 )
             out.setdefault(rec[1].strip(), []).append(int(rec[0]))
+    return out
+
+
+def _file_problems(folder: Path, files: Mapping[str, str], label: str) -> list[str]:
+    """One line per recorded file that is missing from ``folder`` or whose SHA-256 no longer matches."""
+    out = []
+    for name, digest in files.items():
+        f = folder / name
+        if not f.is_file():
+            out.append(f"{label}/{name} is missing")
+        elif file_sha256(f) != digest:
+            out.append(f"{label}/{name} does not match its recorded hash")
     return out
 
 
