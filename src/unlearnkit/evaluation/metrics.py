@@ -69,7 +69,7 @@ def loss_attack_accuracy(
         feats = np.concatenate([m, n])[:, None]
         clf = make_pipeline(StandardScaler(), LogisticRegression())
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(rng.integers(2**31)))
-        scores.append(np.mean(cross_val_score(clf, feats, target, cv=cv, scoring="accuracy")))
+        scores.append(np.mean(cross_val_score(clf, feats, target, cv=cv, scoring="accuracy", error_score="raise")))
     return float(np.mean(scores))
 
 

@@ -85,8 +85,13 @@ class TaskTimeoutError(UnlearnkitError):
     """A task ran past the executor's ``time_limit``."""
 
 
+class _Alarm(BaseException):
+    """Raised by the timer inside a task: a BaseException, so that library code which turns a failing
+    ``Exception`` into a score (scikit-learn's cross-validation sets ``error_score``) lets it through."""
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise TaskTimeoutError("the task ran past its time limit")
+    raise _Alarm
 
 
 def run_pinned(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int, time_limit: float | None = None) -> Any:
@@ -94,20 +99,34 @@ def run_pinned(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int, 
 
     With ``time_limit`` (seconds) the call is interrupted by :class:`TaskTimeoutError`
     (a SIGALRM timer; available in a process's main thread, where both executors run tasks).
+    A task whose timer fired never returns a value, even if code inside it caught the
+    interrupt and went on: its result could be half computed.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     use_alarm = time_limit is not None and threading.current_thread() is threading.main_thread()
+    fired = False
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        nonlocal fired
+        fired = True
+        _on_alarm(signum, frame)
+
     if use_alarm:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, float(time_limit))  # type: ignore[arg-type]
     try:
-        return fn(**kwargs)
+        value = fn(**kwargs)
+    except _Alarm:
+        fired = True
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
         torch.set_num_threads(before)
+    if fired:
+        raise TaskTimeoutError(f"the task ran past its time limit ({time_limit:g} s)")
+    return value
 
 
 def _describe(exc: BaseException) -> str:
