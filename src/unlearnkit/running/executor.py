@@ -90,10 +90,6 @@ class _Alarm(BaseException):
     ``Exception`` into a score (scikit-learn's cross-validation sets ``error_score``) lets it through."""
 
 
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise _Alarm
-
-
 def run_pinned(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int, time_limit: float | None = None) -> Any:
     """Call ``fn(**kwargs)`` with torch pinned to ``threads`` intra-op threads (restored after).
 
@@ -110,7 +106,7 @@ def run_pinned(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int, 
     def on_alarm(signum: int, frame: Any) -> None:
         nonlocal fired
         fired = True
-        _on_alarm(signum, frame)
+        raise _Alarm
 
     if use_alarm:
         previous = signal.signal(signal.SIGALRM, on_alarm)
