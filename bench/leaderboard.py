@@ -106,7 +106,9 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
                                    "tuning_seeds": list(TUNING_SEEDS)}  # fmt: skip
             try:
                 objective = holdout_gap_objective(spec, meth.name, TUNING_SEEDS, str(runs / "cache"))
-                result = search(objective, space, trials=trials, seed=0)
+                # the file's settings that the space does not search stay fixed, as they will in the tuned run
+                fixed = {k: v for k, v in meth.options.items() if k not in space}
+                result = search(objective, space, trials=trials, seed=0, fixed=fixed)
                 rec.update(result.to_dict())
             except Exception as exc:  # every trial failed: reported as such, the defaults then run
                 rec.update(best_params={}, best_value=None, error=f"{type(exc).__name__}: {exc}")
@@ -136,16 +138,25 @@ def separation_check(summary: list[dict[str, Any]]) -> str:
 
 
 def tuning_table(records: dict[str, Any]) -> list[str]:
-    """Markdown: per method, its trials by state, the best holdout Avg. Gap, the chosen settings and the time."""
-    lines = ["| method | trials complete / failed / pruned | best holdout Avg. Gap (pts) | chosen settings | "
-             "tuning seconds |", "|---|---|---|---|---|"]  # fmt: skip
+    """Markdown: per method, its trials by state, how many collapsed the model, the best holdout Avg. Gap, the
+    chosen settings and the time. A method whose every trial failed or collapsed the model says so."""
+    lines = ["| method | trials complete / failed / pruned | complete trials that collapsed the model | "
+             "best holdout Avg. Gap (pts) | chosen settings | tuning seconds |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for m, r in records.items():
-        states = [t.get("state") for t in r.get("history", [])]
+        history = r.get("history", [])
+        states = [t.get("state") for t in history]
         counts = " / ".join(str(states.count(k)) for k in ("COMPLETE", "FAIL", "PRUNED"))
-        best = "every trial failed: the defaults run" if r.get("best_value") is None else f"{r['best_value']:.2f}"
+        fell = sum(1 for t in history if t.get("state") == "COMPLETE" and t.get("facts", {}).get("collapsed"))
+        if r.get("best_value") is None:
+            best = "every trial failed: the defaults run"
+        elif fell == states.count("COMPLETE"):
+            best = f"{r['best_value']:.2f} (every trial collapsed the model)"
+        else:
+            best = f"{r['best_value']:.2f}"
         chosen = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in sorted(r["best_params"].items())) or "–"  # fmt: skip
-        lines.append(f"| {m} | {counts or '–'} | {best} | {chosen} | {r['seconds']:.0f} |")
+        lines.append(f"| {m} | {counts or '–'} | {fell} | {best} | {chosen} | {r['seconds']:.0f} |")
     return lines
 
 

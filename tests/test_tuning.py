@@ -78,6 +78,7 @@ def test_tune_writes_a_fragment_that_bench_uses(tmp_path, capsys):
     args = ["tune", str(TINY), "--method", "finetune", "--scenario", "random", "--trials", "4", "--out", str(out),
             "--no-progress"]  # fmt: skip
     assert main(args) == 0
+    assert "of the complete ones collapsed the model (retain accuracy at most twice chance)" in capsys.readouterr().out
     best = (out / "best.toml").read_text()
     assert "[methods.finetune]" in best and "epochs = 3" in best  # the file's own setting stays fixed
     history = json.loads((out / "history.json").read_text())
@@ -123,3 +124,36 @@ def test_declared_search_spaces_name_real_settings_and_stay_inside_their_constra
         for v in values:
             v = int(v) if p.kind == "int" else v
             make_method(name, **{p.name: v}).validate_params()
+
+
+def test_search_keeps_the_facts_an_objective_attaches_to_each_trial():
+    def objective(params, report):
+        return params["x"] ** 2, {"collapsed": params["x"] > 0, "x_seen": params["x"]}
+
+    result = search(objective, parse_space({"x": {"low": -1.0, "high": 1.0}}), trials=6, seed=0, prune=False)
+    for h in result.history:
+        assert h["facts"] == {"collapsed": h["params"]["x"] > 0, "x_seen": h["params"]["x"]}
+        assert h["value"] == pytest.approx(h["params"]["x"] ** 2)
+
+
+def test_collapse_is_retain_accuracy_at_most_twice_chance():
+    from unlearnkit.running.tuning import collapsed
+
+    assert collapsed(0.2, 10) and collapsed(0.05, 10) and not collapsed(0.21, 10)
+    assert collapsed(1.0, 2) and not collapsed(0.5, 5)
+
+
+def test_the_holdout_objective_flags_settings_that_collapse_the_model(tmp_path):
+    from unlearnkit.running.benchmark import unit_spec
+    from unlearnkit.running.tuning import holdout_gap_objective
+
+    cfg = load_config(TINY)
+    random = next(s for s in cfg.scenarios if s.name == "random")
+    spec = unit_spec(cfg, cfg.datasets[0], cfg.models[0], random)
+    objective = holdout_gap_objective(spec, "neggrad", (1000,), str(tmp_path / "cache"))
+    never = lambda step, value: False  # noqa: E731
+    gentle, gentle_facts = objective({"epochs": 1, "lr": 1e-4}, never)
+    wrecked, wrecked_facts = objective({"epochs": 20, "lr": 0.5}, never)  # gradient ascent on the forget set
+    assert not gentle_facts["collapsed"] and gentle_facts["retain_accuracy"] > 0.9
+    assert wrecked_facts["collapsed"] and wrecked_facts["retain_accuracy"] <= 0.2
+    assert wrecked > gentle

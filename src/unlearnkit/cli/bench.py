@@ -189,8 +189,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     print("\n".join(lines))
     states = [h["state"] for h in result.history]
+    fell = sum(1 for h in result.history if h["state"] == "COMPLETE" and h.get("facts", {}).get("collapsed"))
     print(
-        f"trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed"
+        f"trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed; "
+        f"{fell} of the complete ones collapsed the model (retain accuracy at most twice chance)"
     )
     return common.EXIT_OK
 

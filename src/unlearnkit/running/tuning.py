@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -151,7 +151,9 @@ class SearchResult:
         return dataclasses.asdict(self)
 
 
-Objective = Callable[[dict[str, Any], Callable[[int, float], bool]], float]
+#: ``objective(params, report) -> value`` or ``(value, facts)``: ``facts`` (JSON-able) are kept with the trial,
+#: e.g. whether its settings collapsed the model; ``report(step, value)`` returns True when the trial should stop.
+Objective = Callable[[dict[str, Any], Callable[[int, float], bool]], "float | tuple[float, dict[str, Any]]"]
 
 
 def search(
@@ -187,6 +189,10 @@ def search(
         except UnlearnkitError as exc:  # kept with the trial, so a page can say why it failed
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
+        if isinstance(value, tuple):
+            value, facts = value
+            for key, fact in facts.items():
+                trial.set_user_attr(key, fact)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             raise optuna.TrialPruned()
         return float(value)
@@ -201,6 +207,7 @@ def search(
             "state": t.state.name,
             "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
             **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
+            **({"facts": _facts(t.user_attrs)} if _facts(t.user_attrs) else {}),
         }
         for t in study.trials
     ]
@@ -208,6 +215,11 @@ def search(
     if not complete:
         raise ParameterError(f"no trial of the search completed ({len(study.trials)} tried); widen the space.")
     return SearchResult({**dict(fixed or {}), **study.best_params}, float(study.best_value), history, direction)
+
+
+def _facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's facts: what its objective attached, without the error message kept beside them."""
+    return {k: v for k, v in attrs.items() if k != "error"}
 
 
 def prune() -> None:
@@ -240,7 +252,10 @@ def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[
     """Avg. Gap to Retrain of ``method`` on the holdout split, averaged over ``seeds`` (one report per seed).
 
     Originals and references come from the benchmark cache (trained once); the
-    reference's holdout metrics are computed once per seed.
+    reference's holdout metrics are computed once per seed. Each trial also
+    records its mean retain accuracy and whether it collapsed the model
+    (:func:`collapsed`: retain accuracy at most twice chance on some seed), so a
+    method whose every trial collapses is reported as such.
     """
     from unlearnkit.core.training import TrainConfig
     from unlearnkit.evaluation.collection import collect
@@ -256,21 +271,29 @@ def holdout_gap_objective(spec: Mapping[str, Any], method: str, seeds: Sequence[
         splits = holdout_roles(_splits(json.dumps(dict(spec), sort_keys=True), s, cache_dir), s)
         prepared[s] = (original, splits, evaluate(collect(reference, splits), GAP_METRICS, seed=s))
 
-    def objective(params: dict[str, Any], report: Callable[[int, float], bool]) -> float:
-        gaps = []
+    def objective(params: dict[str, Any], report: Callable[[int, float], bool]) -> tuple[float, dict[str, Any]]:
+        gaps, retain, collapse = [], [], False
         for step, s in enumerate(seeds):
             original, splits, ref_m = prepared[s]
             outcome = make_method(method, **params).unlearn(original, splits, seed=s, recipe=recipe)
-            m = evaluate(collect(outcome.model, splits), GAP_METRICS, seed=s)
+            collected = collect(outcome.model, splits)
+            m = evaluate(collected, GAP_METRICS, seed=s)
             g = avg_gap({k: gap(m.get(k), ref_m.get(k)) for k in GAP_METRICS})
             if g is None:
-                return math.nan
+                return math.nan, {}
             gaps.append(g)
+            retain.append(float(cast(float, m["retain_accuracy"])))
+            collapse = collapse or collapsed(retain[-1], collected.num_classes)
             if report(step, sum(gaps) / len(gaps)):
                 prune()
-        return sum(gaps) / len(gaps)
+        return sum(gaps) / len(gaps), {"retain_accuracy": sum(retain) / len(retain), "collapsed": collapse}
 
     return objective
+
+
+def collapsed(retain_accuracy: float, num_classes: int) -> bool:
+    """Did unlearning collapse the model? Its retain accuracy (a fraction) is at most twice chance (2 / k)."""
+    return retain_accuracy <= 2.0 / num_classes
 
 
 # -- 000's objective: selective forgetting by cross-validation ------------------------
