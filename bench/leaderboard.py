@@ -74,7 +74,8 @@ TUNING_SEEDS = (1000, 1001)  # never the reported seeds; the objective reads the
 
 
 def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Path, dict[str, Any]]:
-    """Tune every method of ``config`` with the same budget; one JSON per method (a rerun skips finished ones).
+    """Tune every method of ``config`` with the same budget; one JSON per method (a rerun skips finished ones,
+    and resumes an interrupted one from its kept trials).
 
     Each method searches its declared space (``method_space``) for ``trials`` Optuna trials on the
     holdout split of the tuning seeds. Returns the settings fragment (every method's best, for
@@ -82,7 +83,7 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
     """
     from unlearnkit.files import clean_json, write_json_atomic
     from unlearnkit.running.benchmark import unit_spec
-    from unlearnkit.running.tuning import holdout_gap_objective, method_space, search
+    from unlearnkit.running.tuning import holdout_gap_objective, memoized, method_space, search
 
     units = [(d, m, s) for d in config.datasets for m in config.models for s in config.scenarios]
     if len(units) != 1:
@@ -106,6 +107,8 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
                                    "tuning_seeds": list(TUNING_SEEDS)}  # fmt: skip
             try:
                 objective = holdout_gap_objective(spec, meth.name, TUNING_SEEDS, str(runs / "cache"))
+                (folder / "trials").mkdir(exist_ok=True)  # each trial kept: a killed search resumes per trial
+                objective = memoized(objective, folder / "trials" / f"{meth.name}.json")
                 # the file's settings that the space does not search stay fixed, as they will in the tuned run
                 fixed = {k: v for k, v in meth.options.items() if k not in space}
                 result = search(objective, space, trials=trials, seed=0, fixed=fixed)

@@ -157,3 +157,45 @@ def test_the_holdout_objective_flags_settings_that_collapse_the_model(tmp_path):
     assert not gentle_facts["collapsed"] and gentle_facts["retain_accuracy"] > 0.9
     assert wrecked_facts["collapsed"] and wrecked_facts["retain_accuracy"] <= 0.2
     assert wrecked > gentle
+
+
+def test_a_killed_search_resumes_per_trial_and_gives_the_uninterrupted_result(tmp_path):
+    from unlearnkit.running.tuning import memoized, prune
+
+    calls: list[float] = []
+
+    def objective(params, report):
+        calls.append(params["x"])
+        if params["x"] > 4.5:
+            raise ParameterError("x too large")  # a failed trial: replayed as failed
+        value = (params["x"] - 2.0) ** 2
+        for step in range(3):
+            if report(step, value + (3 - step)):
+                prune()
+        return value, {"x": params["x"]}
+
+    space = parse_space({"x": {"low": -5.0, "high": 5.0}})
+    whole = search(objective, space, trials=25, seed=0)
+    assert {h["state"] for h in whole.history} >= {"COMPLETE", "PRUNED", "FAIL"}
+    calls.clear()
+
+    def killed_after(n):
+        def run(params, report):
+            if len(calls) == n:
+                raise KeyboardInterrupt  # the session ends mid-search
+            return objective(params, report)
+
+        return run
+
+    memo = tmp_path / "trials.json"
+    with pytest.raises(KeyboardInterrupt):
+        search(memoized(killed_after(10), memo), space, trials=25, seed=0)
+    assert len(json.loads(memo.read_text())) == 10
+    calls.clear()
+    resumed = search(memoized(objective, memo), space, trials=25, seed=0)
+    assert len(calls) == 15  # the 10 kept trials are replayed, not rerun
+    assert resumed.best_params == whole.best_params and resumed.best_value == whole.best_value
+    assert [(h["state"], h["value"], h.get("facts"), h["intermediate"]) for h in resumed.history] == [
+        (h["state"], h["value"], h.get("facts"), h["intermediate"]) for h in whole.history
+    ]
+    assert [h.get("error") for h in resumed.history] == [h.get("error") for h in whole.history]

@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -215,6 +216,61 @@ def search(
     if not complete:
         raise ParameterError(f"no trial of the search completed ({len(study.trials)} tried); widen the space.")
     return SearchResult({**dict(fixed or {}), **study.best_params}, float(study.best_value), history, direction)
+
+
+def memoized(objective: Objective, path: str | Path) -> Objective:
+    """``objective`` with every trial's outcome kept in the JSON file ``path``: a killed search resumes per trial.
+
+    Rerun the same :func:`search` (same space, seed and trials): the seeded
+    sampler proposes the same settings again, each already-measured trial is
+    replayed from the file — its intermediate reports (so the pruner decides as
+    before), then its value and facts, or its error — and the search goes on
+    where it stopped, giving the result an uninterrupted search gives. The file
+    is rewritten atomically after every trial.
+    """
+    from unlearnkit import errors
+    from unlearnkit.files import write_json_atomic
+
+    target = Path(path)
+    memo: dict[str, Any] = json.loads(target.read_text()) if target.exists() else {}
+
+    def replay(entry: dict[str, Any], report: Callable[[int, float], bool]) -> Any:
+        for step, value in entry["reports"]:
+            if report(step, value):
+                prune()
+        if "error" in entry:
+            kind = getattr(errors, entry["error"][0], UnlearnkitError)
+            raise kind(entry["error"][1])
+        return entry["value"], entry["facts"]
+
+    def run(params: dict[str, Any], report: Callable[[int, float], bool]) -> Any:
+        key = json.dumps(params, sort_keys=True)
+        if key in memo:
+            return replay(memo[key], report)
+        entry: dict[str, Any] = {"reports": []}
+
+        def recording(step: int, value: float) -> bool:
+            entry["reports"].append([step, value])
+            return report(step, value)
+
+        def keep(**outcome: Any) -> None:
+            memo[key] = {**entry, **outcome}
+            write_json_atomic(target, memo)
+
+        try:
+            out = objective(params, recording)
+        except UnlearnkitError as exc:
+            keep(error=[type(exc).__name__, str(exc)])
+            raise
+        except optional_import("optuna", extra="tune").TrialPruned:
+            keep(value=None, facts={})  # the kept reports make the pruner stop it again on replay
+            raise
+        value, facts = out if isinstance(out, tuple) else (out, {})
+        kept = None if value is None or math.isnan(value) else value  # NaN is pruned by search, as None is
+        keep(value=kept, facts=facts)
+        return kept, facts
+
+    return run
 
 
 def _facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
