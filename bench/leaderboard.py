@@ -2,6 +2,10 @@
 
     python bench/leaderboard.py      # runs them (resuming runs/leaderboard/*); writes docs/results/leaderboard.md
     python bench/leaderboard.py --configs mnist_class # one of them
+    python bench/leaderboard.py --tune 20            # also tune every method (resumable) and show the tuned tables
+
+The page's numbers are also written to ``docs/results/leaderboard.json`` (rankings,
+rows, chosen settings, tuning records), which the demo's test reads.
 
 Each benchmark runs with ``unlearnkit bench benchmarks/NAME.toml --out runs/leaderboard/NAME --resume``
 (one shared model cache); a file with an ``[audit]`` table is then audited with
@@ -23,9 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.files import write_text_atomic
+from unlearnkit.env import environment
+from unlearnkit.files import clean_json, write_json_atomic, write_text_atomic
 from unlearnkit.reporting.records import read_records
-from unlearnkit.reporting.report import REFERENCE_ROWS, markdown_report, summarize, write_report
+from unlearnkit.reporting.report import (
+    REFERENCE_ROWS,
+    markdown_report,
+    ranking,
+    read_audit,
+    summarize,
+    write_report,
+)
 from unlearnkit.running.audit import AuditConfig, run_audit
 from unlearnkit.running.benchconfig import load_config
 from unlearnkit.running.benchmark import run_benchmark
@@ -81,7 +93,6 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
     holdout split of the tuning seeds. Returns the settings fragment (every method's best, for
     ``--settings``) and the tuning records by method.
     """
-    from unlearnkit.files import clean_json, write_json_atomic
     from unlearnkit.running.benchmark import unit_spec
     from unlearnkit.running.tuning import holdout_gap_objective, memoized, method_space, search
 
@@ -138,6 +149,31 @@ def separation_check(summary: list[dict[str, Any]]) -> str:
     verdict = "**separates**" if margin > floor else "does not separate"
     return (f"{verdict}: doing nothing {by['original']:.2f}, best `{best}` {cands[best]:.2f} "
             f"({margin:.2f} apart) vs twice the noise floor {floor:.2f}")
+
+
+def run_record(folder: Path) -> dict[str, Any]:
+    """What a program reads of one run folder: the ranking (F where audited, else Avg. Gap) and every row's
+    Avg. Gap, speed-up, seconds, settings and failures (means over the reported seeds)."""
+    summary = summarize(read_records(folder))
+    (order,) = ranking(summary, read_audit(folder)).values()
+    rows = {c["method"]: {"avg_gap": c["avg_gap"]["mean"], "avg_gap_ci": c["avg_gap"].get("ci"),
+                          "speedup": c["speedup"]["mean"], "seconds": c["seconds"]["mean"],
+                          "params": c.get("params"), "seeds": c["seeds"], "errors": c["errors"]}
+            for c in summary}  # fmt: skip
+    return {"ranking": order, "rows": rows, "separation": separation_check(summary), "bar": bar_check(summary)}
+
+
+def tuning_summary(records: dict[str, Any]) -> dict[str, Any]:
+    """Per method: the chosen settings, the best holdout value, the trials by state, the collapsed ones, the time."""
+    out = {}
+    for m, r in records.items():
+        history = r.get("history", [])
+        states = [t.get("state") for t in history]
+        out[m] = {"best_params": r["best_params"], "best_holdout_avg_gap": r.get("best_value"),
+                  "error": r.get("error"), "trials": r["trials"], "seconds": r["seconds"], "space": r["space"],
+                  "states": {k: states.count(k) for k in ("COMPLETE", "FAIL", "PRUNED")},
+                  "collapsed": sum(1 for t in history if t.get("facts", {}).get("collapsed"))}  # fmt: skip
+    return out
 
 
 def tuning_table(records: dict[str, Any]) -> list[str]:
@@ -218,10 +254,13 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     sections = []
+    record: dict[str, Any] = {"command": f"python {' '.join(sys.argv)}", "env": environment(),
+                              "tuning_seeds": list(TUNING_SEEDS), "benchmarks": {}}  # fmt: skip
     for name in CONFIGS:
         folder = runs / name
         if not (folder / "run.json").exists():
             continue
+        entry = record["benchmarks"][name] = {"wall_seconds": walls.get(name), "defaults": run_record(folder)}
         summary = summarize(read_records(folder))
         check = "; ".join(bar_check(summary))
         wall = walls.get(name, float("nan"))
@@ -231,6 +270,8 @@ def main() -> None:
         tuned = runs / f"{name}-tuned"
         if (tuned / "run.json").exists() and (runs / "tuning" / name).exists():
             records = {p.stem: json.loads(p.read_text()) for p in sorted((runs / "tuning" / name).glob("*.json"))}
+            entry.update(tuned=run_record(tuned), tuning=tuning_summary(records),
+                         tuned_wall_seconds=walls.get(f"{name}-tuned"))  # fmt: skip
             tuned_wall = walls.get(f"{name}-tuned", float("nan")) / 60
             sections += [f"## `{name}`: every method tuned with the same budget", "",
                          f"Each method: {next(iter(records.values()))['trials']} Optuna trials over its declared "
@@ -242,6 +283,7 @@ def main() -> None:
         else:
             sections += [f"## `{name}`"]
         sections += [body.replace("\n## ", "\n### "), ""]
+    write_json_atomic(Path(args.out).with_suffix(".json"), clean_json(record))  # what the demo's test reads
     write_text_atomic(Path(args.out), "\n".join([*lines, "", *sections]))
     print(f"wrote {args.out}", file=sys.stderr)
 

@@ -191,7 +191,7 @@ def test_bench_runs_the_audit_table_and_the_report_shows_f_next_to_avg_gap(bench
 
 def test_the_leaderboard_sorts_by_f_not_by_avg_gap_when_an_audit_is_there(bench_with_audit):
     from unlearnkit.reporting.records import read_records
-    from unlearnkit.reporting.report import leaderboard, summarize
+    from unlearnkit.reporting.report import leaderboard, ranking, summarize
 
     summary = summarize(read_records(bench_with_audit))
     audit = json.loads((bench_with_audit / "audit.json").read_text())
@@ -201,8 +201,11 @@ def test_the_leaderboard_sorts_by_f_not_by_avg_gap_when_an_audit_is_there(bench_
     rows[by_gap[0]]["forget_score"], rows[by_gap[1]]["forget_score"] = 0.1, 0.9  # F now disagrees with Avg. Gap
     (_, header, table, _), = leaderboard(summary, (), audit)
     assert header[1] == "F ↑" and [r[0] for r in table][2:4] == [by_gap[1], by_gap[0]]
+    (order,) = ranking(summary, audit).values()  # the demo's and the page's ranking: the table's, references left out
+    assert order == [by_gap[1], by_gap[0]]
     (_, header, table, _), = leaderboard(summary, (), None)  # without an audit: by Avg. Gap, no F column
     assert header[1].startswith("Avg. Gap") and [r[0] for r in table][2:4] == by_gap
+    assert list(ranking(summary).values()) == [by_gap]
 
 
 def test_report_of_an_audit_folder_in_headless_chromium(tmp_path, bench_with_audit):

@@ -13,6 +13,7 @@ seeded). The headline is **Avg. Gap to Retrain** as the field reports it
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -167,6 +168,32 @@ def _audit_notes(unit: dict[str, Any]) -> list[str]:
     return notes + list(unit.get("notes", []))
 
 
+def _rank_key(c: dict[str, Any], unit: dict[str, Any] | None) -> tuple[int, float, float]:
+    """Retrain first, original last; methods by F (higher first) where ``unit`` audited them, else by Avg. Gap."""
+    order = {"retrain": -1, "retrain_other": 0, "original": 3}.get(c["method"], 1)
+    g = c["avg_gap"]["mean"]
+    gap_key = g if g is not None else math.inf
+    if order == 1 and unit is not None:
+        row = unit["rows"].get(c["method"])
+        return (1, -row["forget_score"], gap_key) if row else (2, 0.0, gap_key)
+    return (order, 0.0, gap_key if order == 1 else 0.0)
+
+
+def ranking(summary: Sequence[dict[str, Any]], audit: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Per unit ("dataset/model/scenario"), the methods (reference rows left out) in the leaderboard's order:
+    by the audit's F where it covers them, else by Avg. Gap — the one ranking every page and the demo use."""
+    audited = audit_units(audit)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for s in summary:
+        groups[(s["dataset"], s["model"], s["scenario"])].append(s)
+    out = {}
+    for k, cells in groups.items():
+        unit = audited.get(k)
+        ordered = sorted(cells, key=functools.partial(_rank_key, unit=unit))
+        out["/".join(k)] = [c["method"] for c in ordered if c["method"] not in REFERENCE_ROWS]
+    return out
+
+
 def leaderboard(
     summary: Sequence[dict[str, Any]], skipped: Sequence[dict[str, Any]] = (), audit: dict[str, Any] | None = None
 ) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
@@ -188,18 +215,9 @@ def leaderboard(
         header += [f"{m} {ARROWS[METRICS.get(m).direction]} (%)" for m in TABLE_METRICS if m in METRICS]
         header += ["FR ↑ (%)", "CFR ↓ (%)", "seconds", "speed-up ↑", "data touched", "seeds"]
 
-        def key(c: dict[str, Any], unit: dict[str, Any] | None = unit) -> tuple[int, float, float]:
-            order = {"retrain": -1, "retrain_other": 0, "original": 3}.get(c["method"], 1)
-            g = c["avg_gap"]["mean"]
-            gap_key = g if g is not None else math.inf
-            if order == 1 and unit is not None:
-                row = unit["rows"].get(c["method"])
-                return (1, -row["forget_score"], gap_key) if row else (2, 0.0, gap_key)
-            return (order, 0.0, gap_key if order == 1 else 0.0)
-
         rows = []
         notes = []
-        for c in sorted(cells, key=key):
+        for c in sorted(cells, key=functools.partial(_rank_key, unit=unit)):
             rows.append([
                 LABELS.get(c["method"], c["method"]),
                 *_audit_cells(unit, c["method"]),
