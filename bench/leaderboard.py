@@ -94,7 +94,7 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
     ``--settings``) and the tuning records by method.
     """
     from unlearnkit.running.benchmark import unit_spec
-    from unlearnkit.running.tuning import holdout_gap_objective, memoized, method_space, search
+    from unlearnkit.running.tuning import defaults_in, holdout_gap_objective, memoized, method_space, search
 
     units = [(d, m, s) for d in config.datasets for m in config.models for s in config.scenarios]
     if len(units) != 1:
@@ -122,7 +122,10 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
                 objective = memoized(objective, folder / "trials" / f"{meth.name}.json")
                 # the file's settings that the space does not search stay fixed, as they will in the tuned run
                 fixed = {k: v for k, v in meth.options.items() if k not in space}
-                result = search(objective, space, trials=trials, seed=0, fixed=fixed)
+                # the first trial is the method as the file runs it, so tuning never reports worse than that
+                first = defaults_in(meth.name, space, meth.options)
+                rec["start"] = first
+                result = search(objective, space, trials=trials, seed=0, fixed=fixed, start=[first])
                 rec.update(result.to_dict())
             except Exception as exc:  # every trial failed: reported as such, the defaults then run
                 rec.update(best_params={}, best_value=None, error=f"{type(exc).__name__}: {exc}")

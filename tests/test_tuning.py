@@ -84,6 +84,7 @@ def test_tune_writes_a_fragment_that_bench_uses(tmp_path, capsys):
     history = json.loads((out / "history.json").read_text())
     assert len(history["history"]) == 4 and history["tuning_seeds"] == [1000, 1001]
     assert all(h["params"]["epochs"] == 3 for h in history["history"])
+    assert history["history"][0]["params"]["lr"] == METHODS.get("finetune").defaults["lr"]  # the defaults first
     cfg = load_config(TINY, settings=[out / "best.toml"])
     tuned = next(m for m in cfg.methods if m.name == "finetune").options
     assert tuned == history["best_params"]
@@ -199,3 +200,28 @@ def test_a_killed_search_resumes_per_trial_and_gives_the_uninterrupted_result(tm
         (h["state"], h["value"], h.get("facts"), h["intermediate"]) for h in whole.history
     ]
     assert [h.get("error") for h in resumed.history] == [h.get("error") for h in whole.history]
+
+
+def test_a_search_tries_its_start_settings_first_and_never_reports_worse():
+    def objective(params, report):
+        return (params["x"] - 3.0) ** 2
+
+    space = parse_space({"x": {"low": -5.0, "high": 5.0}})
+    result = search(objective, space, trials=3, seed=0, start=[{"x": 3.0}], prune=False)
+    assert result.history[0]["params"] == {"x": 3.0}
+    assert result.best_params == {"x": 3.0} and result.best_value == 0.0  # 2 sampled trials do not hit 3.0
+    assert search(objective, space, trials=3, seed=0, prune=False).best_value > 0.0
+    with pytest.raises(ParameterError, match="'start' parameter must name settings of the space; got \\['y'\\]"):
+        search(objective, space, trials=2, start=[{"y": 1.0}])
+
+
+def test_defaults_in_gives_the_settings_a_method_runs_at():
+    from unlearnkit.running.tuning import defaults_in, method_space
+
+    space = method_space("neggrad")
+    cls = METHODS.get("neggrad")
+    first = defaults_in("neggrad", space, {"epochs": 10, "lr": 0.05})
+    assert first["epochs"] == 10 and first["lr"] == 0.05  # the file's settings over the defaults
+    assert set(first) <= set(space)
+    assert all(first[k] == cls.defaults[k] for k in first if k not in ("epochs", "lr"))
+    assert all(k in first for k in space if cls.defaults.get(k) is not None and space[k].kind != "categorical")

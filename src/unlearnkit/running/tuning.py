@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,21 @@ def method_space(method: str) -> dict[str, Param]:
     return parse_space(declared, owner=f"{method}.search_space")
 
 
+def defaults_in(method: str, space: Mapping[str, Param], options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings ``method`` runs at — its defaults with ``options`` over them — for the keys of ``space``:
+    the first trial of a fair search. A key whose value is None, or not among its choices, is left to the sampler."""
+    from unlearnkit.methods import METHODS
+
+    merged = {**METHODS.get(method).defaults, **dict(options or {})}
+    out = {}
+    for name, p in space.items():
+        v = merged.get(name)
+        if v is None or (p.kind == "categorical" and v not in p.choices):
+            continue
+        out[name] = v
+    return out
+
+
 def default_space(method: str) -> dict[str, Param]:
     """A search space from a method's defaults: floats x/10..x*10 (log), ints x/4..x*4, options and flags as choices.
 
@@ -167,8 +183,14 @@ def search(
     fixed: Mapping[str, Any] | None = None,
     prune: bool = True,
     progress: bool = False,
+    start: Sequence[Mapping[str, Any]] = (),
 ) -> SearchResult:
-    """Run an Optuna search; ``fixed`` settings are passed to every trial unchanged."""
+    """Run an Optuna search; ``fixed`` settings are passed to every trial unchanged.
+
+    ``start`` are settings of the space tried first, in order, within the ``trials`` budget — e.g. the
+    method's defaults, so that a search never reports worse than them on its own objective (a value
+    outside the declared range is tried as given).
+    """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ParameterError(f"The 'trials' parameter must be an int >= 1; got {trials!r}.")
     if direction not in ("minimize", "maximize"):
@@ -177,6 +199,11 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is kept in the history with its error
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0) if prune else optuna.pruners.NopPruner()
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    for first in start:
+        unknown = sorted(set(first) - set(space))
+        if unknown:
+            raise ParameterError(f"The 'start' parameter must name settings of the space; got {unknown}.")
+        study.enqueue_trial(dict(first))
 
     def run(trial: Any) -> float:
         params = {**dict(fixed or {}), **{name: p.suggest(trial) for name, p in space.items()}}
@@ -199,7 +226,9 @@ def search(
         return float(value)
 
     # a trial whose settings make the method fail (diverge, ill-conditioned...) is recorded as FAIL, not fatal
-    study.optimize(run, n_trials=trials, show_progress_bar=progress, catch=(UnlearnkitError,))
+    with warnings.catch_warnings():  # a start setting outside its range is tried as given, on purpose
+        warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
+        study.optimize(run, n_trials=trials, show_progress_bar=progress, catch=(UnlearnkitError,))
     history = [
         {
             "number": t.number,
