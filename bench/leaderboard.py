@@ -166,6 +166,24 @@ def run_record(folder: Path) -> dict[str, Any]:
     return {"ranking": order, "rows": rows, "separation": separation_check(summary), "bar": bar_check(summary)}
 
 
+def twins(folder: Path) -> list[str]:
+    """Sentences naming methods whose metrics agree exactly on every seed (e.g. the two feature-SCRUB variants on an
+    MLP, which distil the same single hidden layer; filtration and truncation, which both predict the arg-max over
+    the remaining classes)."""
+    runs: dict[str, dict[int, Any]] = {}
+    for r in read_records(folder):
+        if r.get("status", "ok") == "ok" and r["method"] not in REFERENCE_ROWS:
+            runs.setdefault(r["method"], {})[r["seed"]] = r.get("metrics")
+    names, out, seen = sorted(runs), [], set()
+    for i, a in enumerate(names):
+        same = [b for b in names[i + 1:] if b not in seen and runs[b] == runs[a] and runs[a]]
+        if same:
+            seen.update(same)
+            out.append(f"`{a}` and {', '.join(f'`{b}`' for b in same)} give the same metrics on every seed "
+                       f"({len(runs[a])}): indistinguishable by this benchmark's metrics.")  # fmt: skip
+    return out
+
+
 def tuning_summary(records: dict[str, Any]) -> dict[str, Any]:
     """Per method: the chosen settings, the best holdout value, the trials by state, the collapsed ones, the time."""
     out = {}
@@ -270,6 +288,7 @@ def main() -> None:
         when = f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.0f} min"
         lines.append(f"| `{name}` | {when} | {check} | {separation_check(summary)} |")
         body = markdown_report(folder).split("\n", 1)[1]  # drop its own title
+        body += "".join(f"\n{t}\n" for t in twins(folder))
         tuned = runs / f"{name}-tuned"
         if (tuned / "run.json").exists() and (runs / "tuning" / name).exists():
             records = {p.stem: json.loads(p.read_text()) for p in sorted((runs / "tuning" / name).glob("*.json"))}
@@ -281,7 +300,8 @@ def main() -> None:
                          f"search space, on the holdout split of tuning seeds {list(TUNING_SEEDS)} (never the test "
                          f"split, never the reported seeds); tuning and the tuned run took {tuned_wall:.0f} min.", "",
                          *tuning_table(records), "",
-                         markdown_report(tuned).split("\n", 1)[1].replace("\n## ", "\n### "), "",
+                         markdown_report(tuned).split("\n", 1)[1].replace("\n## ", "\n### "),
+                         *(f"\n{t}" for t in twins(tuned)), "",
                          f"## `{name}`: every method at its defaults", ""]  # fmt: skip
         else:
             sections += [f"## `{name}`"]
