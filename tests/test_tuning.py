@@ -225,3 +225,17 @@ def test_defaults_in_gives_the_settings_a_method_runs_at():
     assert set(first) <= set(space)
     assert all(first[k] == cls.defaults[k] for k in first if k not in ("epochs", "lr"))
     assert all(k in first for k in space if cls.defaults.get(k) is not None and space[k].kind != "categorical")
+
+
+def test_the_kept_trials_say_how_long_each_took(tmp_path):
+    import time
+
+    from unlearnkit.running.tuning import memoized
+
+    def slow(params, report):
+        time.sleep(0.05)
+        return params["x"] ** 2
+
+    memo = tmp_path / "trials.json"
+    search(memoized(slow, memo), parse_space({"x": {"low": -1.0, "high": 1.0}}), trials=3, seed=0, prune=False)
+    assert all(e["seconds"] >= 0.05 for e in json.loads(memo.read_text()).values())

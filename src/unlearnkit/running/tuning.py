@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import json
 import math
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -255,7 +256,8 @@ def memoized(objective: Objective, path: str | Path) -> Objective:
     replayed from the file — its intermediate reports (so the pruner decides as
     before), then its value and facts, or its error — and the search goes on
     where it stopped, giving the result an uninterrupted search gives. The file
-    is rewritten atomically after every trial.
+    is rewritten atomically after every trial; each entry keeps the seconds its
+    trial took, so the compute of an interrupted search can be added up.
     """
     from unlearnkit import errors
     from unlearnkit.files import write_json_atomic
@@ -282,8 +284,10 @@ def memoized(objective: Objective, path: str | Path) -> Objective:
             entry["reports"].append([step, value])
             return report(step, value)
 
+        began = time.perf_counter()
+
         def keep(**outcome: Any) -> None:
-            memo[key] = {**entry, **outcome}
+            memo[key] = {**entry, **outcome, "seconds": time.perf_counter() - began}
             write_json_atomic(target, memo)
 
         try:
