@@ -91,6 +91,9 @@ def test_tune_writes_a_fragment_that_bench_uses(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["bench", str(TINY), "--out", str(run), "--seeds", "0", "--settings", str(out / "best.toml"),
                  "--no-progress"]) == 0  # fmt: skip
+    from unlearnkit.reporting.report import markdown_report
+
+    assert f"--settings {out / 'best.toml'} --out RUN_DIR" in markdown_report(run)  # the rerun line names the fragment
     rows = [r for r in read_records(run) if r["method"] == "finetune"]
     assert rows and all(r["params"]["lr"] == pytest.approx(history["best_params"]["lr"]) for r in rows)
     assert main(args) == 2  # the output folder now holds a search: refused

@@ -396,7 +396,9 @@ def markdown_report(run_dir: str | Path) -> str:
         *([f"**{short}**", ""] if short else []),
         cfg.get("description") or "",
         "",
-        f"Rerun: `unlearnkit bench {meta['config_file']} --out RUN_DIR` then `unlearnkit report RUN_DIR`. "
+        f"Rerun: `unlearnkit bench {meta['config_file']}"
+        + "".join(f" --settings {f}" for f in meta.get("settings_files", []))
+        + " --out RUN_DIR` then `unlearnkit report RUN_DIR`. "
         f"Config hash `{meta['config_hash'][:16]}`; seeds {cfg['seeds']}; unlearnkit {env['unlearnkit']}, "
         f"torch {env['torch']}, {env['cpu_count']} CPU cores ({env['platform']}).",
         "",

@@ -159,6 +159,7 @@ class BenchConfig:
     skipped: tuple[Skip, ...] = ()
     description: str = ""
     audit: Mapping[str, Any] | None = None
+    settings_files: tuple[str, ...] = ()  # the --settings fragments merged in (a rerun needs them too)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -505,6 +506,7 @@ def load_config(
     return BenchConfig(
         name=name,
         path=str(path),
+        settings_files=tuple(str(f) for f in settings),
         seeds=tuple(seeds),
         datasets=tuple(datasets),
         models=model_entries,

@@ -312,6 +312,7 @@ def run_benchmark(
         "config": config.to_dict(),
         "config_hash": config.content_hash(),
         "config_file": config.path,
+        "settings_files": list(config.settings_files),
         "environment": environment("cpu"),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
