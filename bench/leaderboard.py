@@ -191,7 +191,8 @@ def twins(folder: Path) -> list[str]:
 
 
 def tuning_summary(records: dict[str, Any]) -> dict[str, Any]:
-    """Per method: the chosen settings, the best holdout value, the trials by state, the collapsed ones, the time."""
+    """Per method: the chosen settings, the best holdout value, the trials by state, the complete ones that
+    collapsed the model, the time."""
     out = {}
     for m, r in records.items():
         history = r.get("history", [])
@@ -199,30 +200,29 @@ def tuning_summary(records: dict[str, Any]) -> dict[str, Any]:
         out[m] = {"best_params": r["best_params"], "best_holdout_avg_gap": r.get("best_value"),
                   "error": r.get("error"), "trials": r["trials"], "seconds": r["seconds"], "space": r["space"],
                   "states": {k: states.count(k) for k in ("COMPLETE", "FAIL", "PRUNED")},
-                  "collapsed": sum(1 for t in history if t.get("facts", {}).get("collapsed"))}  # fmt: skip
+                  "collapsed": sum(1 for t in history if t.get("state") == "COMPLETE"
+                                   and t.get("facts", {}).get("collapsed"))}  # fmt: skip
     return out
 
 
 def tuning_table(records: dict[str, Any]) -> list[str]:
-    """Markdown: per method, its trials by state, how many collapsed the model, the best holdout Avg. Gap, the
-    chosen settings and the time. A method whose every trial failed or collapsed the model says so."""
+    """Markdown of :func:`tuning_summary`: per method, its trials by state, how many collapsed the model, the best
+    holdout Avg. Gap, the chosen settings and the time. A method whose every trial failed or collapsed says so."""
     lines = ["| method | trials complete / failed / pruned | complete trials that collapsed the model | "
              "best holdout Avg. Gap (pts) | chosen settings | tuning seconds |",
              "|---|---|---|---|---|---|"]  # fmt: skip
-    for m, r in records.items():
-        history = r.get("history", [])
-        states = [t.get("state") for t in history]
-        counts = " / ".join(str(states.count(k)) for k in ("COMPLETE", "FAIL", "PRUNED"))
-        fell = sum(1 for t in history if t.get("state") == "COMPLETE" and t.get("facts", {}).get("collapsed"))
-        if r.get("best_value") is None:
+    for m, t in tuning_summary(records).items():
+        counts = " / ".join(str(n) for n in t["states"].values())
+        value = t["best_holdout_avg_gap"]
+        if value is None:
             best = "every trial failed: the defaults run"
-        elif fell == states.count("COMPLETE"):
-            best = f"{r['best_value']:.2f} (every trial collapsed the model)"
+        elif t["collapsed"] == t["states"]["COMPLETE"]:
+            best = f"{value:.2f} (every trial collapsed the model)"
         else:
-            best = f"{r['best_value']:.2f}"
+            best = f"{value:.2f}"
         chosen = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in sorted(r["best_params"].items())) or "–"  # fmt: skip
-        lines.append(f"| {m} | {counts or '–'} | {fell} | {best} | {chosen} | {r['seconds']:.0f} |")
+                           for k, v in sorted(t["best_params"].items())) or "–"  # fmt: skip
+        lines.append(f"| {m} | {counts} | {t['collapsed']} | {best} | {chosen} | {t['seconds']:.0f} |")
     return lines
 
 
