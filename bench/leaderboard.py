@@ -1,19 +1,23 @@
-"""The leaderboard page: the four shipped MNIST / Fashion-MNIST benchmarks, 5 seeds each.
+"""The leaderboard page: the five shipped MNIST / Fashion-MNIST benchmarks, 5 seeds each.
 
-    python bench/leaderboard.py      # runs them (resuming runs/leaderboard/*); writes docs/results/leaderboard.md
+    python bench/leaderboard.py      # runs them (resuming docs/results/leaderboard/*), writes the page
     python bench/leaderboard.py --configs mnist_class # one of them
     python bench/leaderboard.py --tune 20            # also tune every method (resumable) and show the tuned tables
+    python bench/leaderboard.py --render             # only rewrite the page from the committed records
 
 The page's numbers are also written to ``docs/results/leaderboard.json`` (rankings,
 rows, chosen settings, tuning records), which the demo's test reads.
 
-Each benchmark runs with ``unlearnkit bench benchmarks/NAME.toml --out runs/leaderboard/NAME --resume``
-(one shared model cache); a file with an ``[audit]`` table is then audited with
+Each benchmark runs with ``unlearnkit bench benchmarks/NAME.toml --out docs/results/leaderboard/NAME --resume``
+(one shared model cache, ``runs/leaderboard/cache``); a file with an ``[audit]`` table is then audited with
 its populations in ``runs/evidence-cache`` — the cache of ``bench/evidence.py``,
 so the page's F columns are the evidence page's numbers and cost nothing once
-that page is made. The page is assembled from the run folders'
-records: each leaderboard, the wall time of each benchmark, and whether the
-project's bar is met — in each scenario at least one method within 0.5 points
+that page is made. The run folders' records (``records.jsonl``, ``run.json``, ``audit.json``), the tuning
+records and their per-trial memos, and the wall times (``walls.json``) are committed under
+``docs/results/leaderboard/``: the whole computation takes more than one working session, and a rerun in a fresh
+checkout resumes from them (a finished row, audit, search or trial is not computed again; the model caches are not
+needed for that). The page is assembled from those records: each leaderboard, the wall time of each benchmark, and
+whether the project's bar is met — in each scenario at least one method within 0.5 points
 Avg. Gap of retraining while at least 20x faster (class forgetting by
 filtration: at least 1000x) — and by how much it is missed where it is not.
 """
@@ -41,7 +45,7 @@ from unlearnkit.reporting.report import (
     summarize,
     write_report,
 )
-from unlearnkit.running.audit import AuditConfig, run_audit
+from unlearnkit.running.audit import AUDIT_FILE, AuditConfig, run_audit
 from unlearnkit.running.benchconfig import load_config
 from unlearnkit.running.benchmark import run_benchmark
 
@@ -88,12 +92,12 @@ def bar_check(summary: list[dict[str, Any]]) -> list[str]:
 TUNING_SEEDS = (1000, 1001)  # never the reported seeds; the objective reads the holdout split only
 
 
-def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Path, dict[str, Any]]:
+def tune_benchmark(config: Any, name: str, runs: Path, trials: int, cache: Path) -> tuple[Path, dict[str, Any]]:
     """Tune every method of ``config`` with the same budget; one JSON per method (a rerun skips finished ones,
     and resumes an interrupted one from its kept trials).
 
-    Each method searches its declared space (``method_space``) for ``trials`` Optuna trials on the
-    holdout split of the tuning seeds. Returns the settings fragment (every method's best, for
+    Each method searches its declared space (``method_space``) for ``trials`` Optuna trials on the holdout split
+    of the tuning seeds (models cached in ``cache``). Returns the settings fragment (every method's best, for
     ``--settings``) and the tuning records by method.
     """
     from unlearnkit.running.benchmark import unit_spec
@@ -125,7 +129,7 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int) -> tuple[Pat
             kept = json.loads(memo.read_text()) if memo.exists() else {}
             earlier = sum(e.get("seconds", 0.0) for e in kept.values())
             try:
-                objective = memoized(holdout_gap_objective(spec, meth.name, TUNING_SEEDS, str(runs / "cache")), memo)
+                objective = memoized(holdout_gap_objective(spec, meth.name, TUNING_SEEDS, str(cache)), memo)
                 # the file's settings that the space does not search stay fixed, as they will in the tuned run
                 fixed = {k: v for k, v in meth.options.items() if k not in space}
                 # the first trial is the method as the file runs it, so tuning never reports worse than that
@@ -226,6 +230,76 @@ def tuning_table(records: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: The earlier version of this page (commit 8365f9c, another machine) at fashion_random10's defaults: doing
+#: nothing's and a second retraining's Avg. Gap. :func:`drift` sets this machine's beside them.
+EARLIER = {"commit": "8365f9c", "benchmark": "fashion_random10", "original": 8.02, "retrain_other": 1.15}
+
+
+def drift(runs: Path) -> str:
+    """A sentence: how far the same benchmark, seeds and code moved between two machines."""
+    folder = runs / EARLIER["benchmark"]
+    if not (folder / "records.jsonl").exists():
+        return ""
+    rows = {c["method"]: c["avg_gap"]["mean"] for c in summarize(read_records(folder))}
+    return (f"For scale: `{EARLIER['benchmark']}` at its defaults gave doing nothing {EARLIER['original']:.2f} and "
+            f"the noise floor {EARLIER['retrain_other']:.2f} points Avg. Gap in the earlier version of this page "
+            f"(commit {EARLIER['commit']}, another machine); here {rows['original']:.2f} and "
+            f"{rows['retrain_other']:.2f}.")  # fmt: skip
+
+
+def minutes(seconds: float) -> str:
+    """A wall time as the page writes it: seconds under two minutes, else minutes."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def config_tuned(name: str, runs: Path) -> Any:
+    """The benchmark file with its tuned settings (the fragment the tuning wrote)."""
+    return load_config(Path("benchmarks") / f"{name}.toml", settings=[str(runs / "tuning" / name / "best.toml")])
+
+
+EVIDENCE = Path("docs/results/evidence.json")
+EXTRA = ("benchmark", "description", "limit_seconds", "compute_seconds")  # the evidence page's own keys
+
+
+def audit_from_evidence(folder: Path, config: Any, name: str) -> bool:
+    """Write ``folder/audit.json`` from the evidence page's record of the same audit, if it has one.
+
+    ``bench/evidence.py`` audits the defaults of the same benchmark files with the same ``[audit]`` settings, so
+    its committed units are this audit (recomputing them costs hours). Used only when the unit matches — N,
+    protocol, data seed, the time limit — and covers every method the file audits (scored or left out).
+    """
+    if config.audit is None or not EVIDENCE.exists() or (folder / AUDIT_FILE).exists():
+        return False
+    want = AuditConfig(**config.audit)
+    evidence = json.loads(EVIDENCE.read_text())
+    unit = next((u for u in evidence["units"] if u["benchmark"] == name), None)
+    methods = {m.name for _, m in config.pairs()}
+    if unit is None or (unit["models"], unit["protocol"], unit["data_seed"], unit["limit_seconds"]) != (
+            want.models, want.protocol, want.data_seed, want.max_seconds) or not methods <= {
+            *unit["rows"], *unit["left_out"]}:  # fmt: skip
+        return False
+    dataset, model, scenario = unit["unit"].split("/")
+    record = {"config": config.to_dict(), "config_file": config.path, "audit": vars(want),
+              "units": [{"unit": unit["unit"], "dataset": dataset, "model": model, "scenario": scenario,
+                         **{k: v for k, v in unit.items() if k not in (*EXTRA, "unit")}}],
+              "seconds": unit["compute_seconds"], "env": evidence["env"], "source": str(EVIDENCE)}  # fmt: skip
+    write_json_atomic(folder / AUDIT_FILE, clean_json(record))
+    return True
+
+
+def audited(folder: Path, config: Any) -> bool:
+    """Does ``folder/audit.json`` audit exactly this file — its seeds, data, models, scenarios, methods with their
+    settings, training and ``[audit]`` table? Then a rerun reuses it instead of recomputing the populations."""
+    path = folder / AUDIT_FILE
+    if not path.exists():
+        return False
+    stored = json.loads(path.read_text()).get("config", {})
+    want = json.loads(json.dumps(clean_json(config.to_dict())))
+    keys = ("seeds", "datasets", "models", "scenarios", "methods", "train", "holdout_fraction", "train_size",
+            "audit", "skipped")
+    return all(stored.get(k) == want.get(k) for k in keys)
+
+
 @contextlib.contextmanager
 def timed(walls: dict[str, float], key: str, walls_file: Path) -> Iterator[None]:
     """Add the block's wall time to ``walls[key]`` and save it — also when the block is interrupted, so a run
@@ -242,47 +316,61 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run unwinds: its time is kept
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--runs", default="runs/leaderboard")
+    ap.add_argument("--runs", default="docs/results/leaderboard", help="the committed records (resumed from)")
+    ap.add_argument("--cache", default="runs/leaderboard/cache", help="model cache of the runs and the tuning")
     ap.add_argument("--out", default="docs/results/leaderboard.md")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--audit-cache", default="runs/evidence-cache", help="population cache of the [audit] tables")
     ap.add_argument("--tune", type=int, default=0, metavar="TRIALS",
-                    help="also tune every method with TRIALS Optuna trials (resumable) and show the tuned table")
+                    help="also tune every method with TRIALS Optuna trials (resumable) and show the tuned tables")
+    ap.add_argument("--render", action="store_true", help="run nothing: rewrite the page from the records")
     args = ap.parse_args()
-    runs = Path(args.runs)
+    runs, cache = Path(args.runs), Path(args.cache)
     walls: dict[str, float] = {}
     walls_file = runs / "walls.json"
     if walls_file.exists():
         walls = json.loads(walls_file.read_text())
-    for name in args.configs.split(","):
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    for name in [] if args.render else args.configs.split(","):
         config = load_config(Path("benchmarks") / f"{name}.toml")
-        start = time.perf_counter()
-        run_benchmark(config, runs / name, resume=True, cache_dir=runs / "cache", progress=args.progress,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
-        walls[name] = walls.get(name, 0.0) + time.perf_counter() - start  # a resumed run adds its time
-        write_text_atomic(walls_file, json.dumps(walls, indent=1))
-        if config.audit is not None:
-            # wall time above is the benchmark's; the audit's own compute is stated on the evidence page
-            run_audit(config, runs / name, AuditConfig(**config.audit), cache_dir=Path(args.audit_cache))
+        with timed(walls, name, walls_file):  # a resumed run adds its time
+            run_benchmark(config, runs / name, resume=True, cache_dir=cache, progress=args.progress, log=log)
+        if audit_from_evidence(runs / name, config, name):
+            log(f"[{name}] audit: the evidence page's record of the same audit ({EVIDENCE})")
+        if config.audit is not None and not audited(runs / name, config):
+            with timed(walls, f"{name}-audit", walls_file):
+                run_audit(config, runs / name, AuditConfig(**config.audit), cache_dir=Path(args.audit_cache))
         write_report(runs / name)
-        print(f"[{name}] {walls[name] / 60:.1f} min", file=sys.stderr, flush=True)
+        log(f"[{name}] {walls[name] / 60:.1f} min")
         if args.tune:
-            fragment, _ = tune_benchmark(config, name, runs, args.tune)  # its time: in each method's record
-            tuned = load_config(Path("benchmarks") / f"{name}.toml", settings=[str(fragment)])
+            tune_benchmark(config, name, runs, args.tune, cache)  # its time: in each method's record; writes best.toml
+            tuned = config_tuned(name, runs)
             with timed(walls, f"{name}-tuned", walls_file):
-                run_benchmark(tuned, runs / f"{name}-tuned", resume=True, cache_dir=runs / "cache",
-                              progress=args.progress, log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
-            if tuned.audit is not None:
+                run_benchmark(tuned, runs / f"{name}-tuned", resume=True, cache_dir=cache, progress=args.progress,
+                              log=log)  # fmt: skip
+            if tuned.audit is not None and not audited(runs / f"{name}-tuned", tuned):
                 with timed(walls, f"{name}-tuned-audit", walls_file):
                     run_audit(tuned, runs / f"{name}-tuned", AuditConfig(**tuned.audit),
                               cache_dir=Path(args.audit_cache))  # fmt: skip
             write_report(runs / f"{name}-tuned")
+    trials = {json.loads(f.read_text())["trials"] for f in runs.glob("tuning/*/*.json")}
+    command = "python bench/leaderboard.py" + (f" --tune {max(trials)}" if trials else "")
+    tuning_total = sum(json.loads(f.read_text())["seconds"] for f in runs.glob("tuning/*/*.json"))
+    total = (sum(walls.get(k, 0.0) for n in CONFIGS for k in (n, f"{n}-audit", f"{n}-tuned", f"{n}-tuned-audit"))
+             + tuning_total) / 60  # fmt: skip
     lines = [
         "# Leaderboard: the shipped MNIST and Fashion-MNIST benchmarks",
         "",
-        f"Generated by `python {' '.join(sys.argv)}`, which runs "
-        "`unlearnkit bench benchmarks/NAME.toml --out runs/leaderboard/NAME --resume` for each benchmark (shared model "
-        "cache) and `unlearnkit report`; the numbers below are read from the run folders' `records.jsonl`.",
+        f"Generated by `{command}` (resumable: it continues from the records committed under "
+        "`docs/results/leaderboard/`; `--render` rewrites this page from them without running anything), which runs "
+        "`unlearnkit bench benchmarks/NAME.toml --out docs/results/leaderboard/NAME --resume` for each benchmark "
+        "(shared model cache) and `unlearnkit report`; the numbers below are read from the run folders' "
+        f"`records.jsonl`. Total compute so far {total:.0f} min on 2 CPU cores (runs, population audits, tuning and "
+        "tuned runs, summed over the sessions that contributed).",
+        "",
+        "Each run folder is computed in one session on one machine; its `run.json` records the environment, "
+        "`cpu_capability` (the kernels torch dispatches to) included. The same seed reproduces bit for bit on the "
+        "same kind of CPU, not across kinds: float sums differ and training amplifies that. " + drift(runs),
         "",
         "The bar we aim at: in each scenario at least one method within 0.5 points Avg. Gap of retraining while "
         "running at least 20x faster than retraining (class forgetting by filtration: at least 1000x).",
@@ -294,20 +382,27 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     sections = []
-    record: dict[str, Any] = {"command": f"python {' '.join(sys.argv)}", "env": environment(),
+    record: dict[str, Any] = {"command": command, "env": environment(), "compute_minutes": total,
                               "tuning_seeds": list(TUNING_SEEDS), "benchmarks": {}}  # fmt: skip
     for name in CONFIGS:
         folder = runs / name
         if not (folder / "run.json").exists():
+            lines.append(f"| `{name}` | not run yet | – | – |")
             continue
+        config = load_config(Path("benchmarks") / f"{name}.toml")
         entry = record["benchmarks"][name] = {"wall_seconds": walls.get(name), "defaults": run_record(folder)}
         summary = summarize(read_records(folder))
         check = "; ".join(bar_check(summary))
-        wall = walls.get(name, float("nan"))
-        when = f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.0f} min"
+        when = minutes(walls.get(name, float("nan")))
+        if walls.get(f"{name}-audit") is not None:
+            when += f" (its population audit {minutes(walls[f'{name}-audit'])})"
         lines.append(f"| `{name}` | {when} | {check} | {separation_check(summary)} |")
         body = markdown_report(folder).split("\n", 1)[1]  # drop its own title
         body += "".join(f"\n{t}\n" for t in twins(folder))
+        source = json.loads((folder / AUDIT_FILE).read_text()).get("source") if (folder / AUDIT_FILE).exists() else None
+        if source:
+            body += (f"\nThe F, final and U-LiRA columns of this table are the evidence page's audit of the same file "
+                     f"and `[audit]` settings (`{source}`), reused, not recomputed; its compute is stated there.\n")
         tuned = runs / f"{name}-tuned"
         if (tuned / "run.json").exists() and (runs / "tuning" / name).exists():
             records = {p.stem: json.loads(p.read_text()) for p in sorted((runs / "tuning" / name).glob("*.json"))}
@@ -318,6 +413,9 @@ def main() -> None:
             audit_min = walls.get(f"{name}-tuned-audit")
             took = (f"tuning took {tuning_min:.0f} min (the {len(records)} searches), the tuned run {run_min:.0f} min"
                     + (f", its population audit {audit_min / 60:.0f} min" if audit_min is not None else ""))
+            if config.audit is not None and not audited(tuned, config_tuned(name, runs)):
+                took += ("; its population audit has not run yet, so the tuned table below has no F column and is "
+                         "ranked by Avg. Gap")  # fmt: skip
             entry.update(tuning_seconds=60 * tuning_min, tuned_audit_seconds=audit_min)
             sections += [f"## `{name}`: every method tuned with the same budget", "",
                          f"Each method: {next(iter(records.values()))['trials']} Optuna trials over its declared "
@@ -328,8 +426,14 @@ def main() -> None:
                          *(f"\n{t}" for t in twins(tuned)), "",
                          f"## `{name}`: every method at its defaults", ""]  # fmt: skip
         else:
-            sections += [f"## `{name}`"]
+            sections += [f"## `{name}`", "", "Not tuned yet: the table below runs every method at its defaults "
+                         f"(`{command}` continues with the tuning).", ""]  # fmt: skip
         sections += [body.replace("\n## ", "\n### "), ""]
+    tuned_rows = [f"| `{n}` | {'; '.join(e['tuned']['bar'])} | {e['tuned']['separation']} |"
+                  for n, e in record["benchmarks"].items() if "tuned" in e]  # fmt: skip
+    if tuned_rows:
+        lines += ["", "The same two questions for the tuned tables (each method at the settings its tuning chose):", "",
+                  "| benchmark | bar, tuned | separates methods?, tuned |", "|---|---|---|", *tuned_rows]  # fmt: skip
     write_json_atomic(Path(args.out).with_suffix(".json"), clean_json(record))  # what the demo's test reads
     write_text_atomic(Path(args.out), "\n".join([*lines, "", *sections]))
     print(f"wrote {args.out}", file=sys.stderr)

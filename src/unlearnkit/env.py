@@ -47,6 +47,9 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "cpu_count": os.cpu_count(),
+        # the kernels torch dispatches to (e.g. AVX2, AVX512): float sums of the same seed differ between
+        # capabilities and training amplifies that, so numbers reproduce exactly only on machines that share it
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
     }
