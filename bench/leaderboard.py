@@ -247,6 +247,13 @@ def drift(runs: Path) -> str:
             f"{rows['retrain_other']:.2f}.")  # fmt: skip
 
 
+def complete(folder: Path) -> bool:
+    """Has the run in ``folder`` recorded every row it expects (a run stopped mid-way is not shown, only resumed)?"""
+    if not (folder / "run.json").exists() or not (folder / "records.jsonl").exists():
+        return False
+    return len(read_records(folder)) >= json.loads((folder / "run.json").read_text()).get("expected_rows", 0)
+
+
 def minutes(seconds: float) -> str:
     """A wall time as the page writes it: seconds under two minutes, else minutes."""
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
@@ -404,7 +411,7 @@ def main() -> None:
             body += (f"\nThe F, final and U-LiRA columns of this table are the evidence page's audit of the same file "
                      f"and `[audit]` settings (`{source}`), reused, not recomputed; its compute is stated there.\n")
         tuned = runs / f"{name}-tuned"
-        if (tuned / "run.json").exists() and (runs / "tuning" / name).exists():
+        if complete(tuned) and (runs / "tuning" / name).exists():
             records = {p.stem: json.loads(p.read_text()) for p in sorted((runs / "tuning" / name).glob("*.json"))}
             entry.update(tuned=run_record(tuned), tuning=tuning_summary(records),
                          tuned_wall_seconds=walls.get(f"{name}-tuned"))  # fmt: skip

@@ -157,7 +157,7 @@ def _cell(c: dict[str, Any] | None) -> str:
     if c is None:
         return "–"
     if c.get("errors") and c.get("seconds") is None:
-        return f"failed ({c['errors']} of {c['errors'] + c.get('seeds', 0)} seeds)"
+        return f"failed ({c['errors']} of {c['errors'] + len(c.get('seeds') or [])} seeds)"
     s = "–" if c["seconds"] is None else f"{c['seconds']:.3g} s"
     g = "–" if c["avg_gap"] is None else f"{c['avg_gap']:.2f}"
     failed = f" ({c['errors']} seed(s) failed)" if c.get("errors") else ""
