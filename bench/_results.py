@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from unlearnkit.reporting.tables import mean_std
@@ -37,3 +39,40 @@ def write_results(record: dict, json_path: Path, page: Path, render: Callable[..
 
     write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
     write_text_atomic(page, render(record, page.parent / "img") if img else render(record))
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit, so a killed run unwinds through its ``finally`` blocks (its time is kept)."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+class Walls:
+    """Wall seconds per key, kept in a JSON file across the sessions that contribute to a resumable page.
+
+    :meth:`timed` adds a block's time and saves the file — also when the block is interrupted, so a run resumed
+    over several sessions states its whole compute.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key: str) -> float | None:
+        return self.seconds.get(key)
+
+    def total(self, keys: Iterable[str] | None = None) -> float:
+        return sum(self.seconds.get(k, 0.0) for k in (self.seconds if keys is None else keys))
+
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        from unlearnkit.files import write_json_atomic
+
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
+            write_json_atomic(self.path, self.seconds)

@@ -23,7 +23,6 @@ settings of their benchmark file.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from _results import results_parser
+from _results import Walls, results_parser, unwind_on_sigterm
 from unlearnkit.env import environment
 from unlearnkit.files import clean_json, write_text_atomic
 from unlearnkit.reporting import plots
@@ -54,7 +53,7 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: dict[str, float],
+def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: Walls,
              smoke: bool) -> dict[str, Any]:  # fmt: skip
     config = load_config(ROOT / "benchmarks" / f"{name}.toml")
     scenario = config.scenarios[0]
@@ -63,19 +62,16 @@ def run_unit(name: str, n: int, limit: float | None, cache: Path, spent: dict[st
     methods = [(m.name, dict(m.options)) for s, m in config.pairs() if s == scenario]
     if smoke:
         methods = methods[:2]
-    start = time.perf_counter()
     ex = dict(config.executor)
     kind = str(ex.pop("name", "local"))
     ex.pop("cell_time_limit", None)
-    try:
-        with make_executor(kind, **ex) as executor:
-            result = audit_unit(spec, audit, methods, cache, executor=executor)
-    finally:  # an interrupted run's time counts too: it computed members the next run reuses
-        spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
-    say(f"{name}: {result['computed']} members computed in this run; {spent[name] / 60:.1f} min in all")
+    # an interrupted run's time counts too: it computed members the next run reuses
+    with spent.timed(name), make_executor(kind, **ex) as executor:
+        result = audit_unit(spec, audit, methods, cache, executor=executor)
+    say(f"{name}: {result['computed']} members computed in this run; {spent.total([name]) / 60:.1f} min in all")
     return {"benchmark": name, "unit": f"{spec['dataset']}/{spec['model']['name']}/{scenario.name}",
             "description": config.description, "limit_seconds": limit, **result,
-            "compute_seconds": spent[name]}  # fmt: skip
+            "compute_seconds": spent.total([name])}  # fmt: skip
 
 
 def main() -> None:
@@ -86,18 +82,14 @@ def main() -> None:
     if args.render_only:
         write_text_atomic(args.out, render(json.loads(json_path.read_text()), args.out.parent / "img"))
         return
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still records its compute time
-    progress = args.out.with_suffix(".partial.json")  # compute seconds of earlier (interrupted) runs
-    spent: dict[str, float] = json.loads(progress.read_text()) if progress.exists() else {}
+    unwind_on_sigterm()  # so a killed run still records its compute time
+    spent = Walls(args.out.with_suffix(".partial.json"))  # compute seconds of earlier (interrupted) runs
     record: dict[str, Any] = {"env": environment(), "units": [], "pending": [u[0] for u in UNITS]}
     for name, n, limit in UNITS:
-        try:
-            record["units"].append(run_unit(name, 4 if args.smoke else n, limit, args.cache, spent, args.smoke))
-        finally:
-            write_text_atomic(progress, json.dumps(spent))
+        record["units"].append(run_unit(name, 4 if args.smoke else n, limit, args.cache, spent, args.smoke))
         record["pending"].remove(name)
         # the page after every unit: a run stopped later still leaves a page of what is done (and says so)
-        record["compute_seconds"] = sum(spent.values())
+        record["compute_seconds"] = spent.total()
         record["smoke"] = args.smoke
         write_text_atomic(json_path, json.dumps(clean_json(record), indent=1))
         write_text_atomic(args.out, render(record, args.out.parent / "img", smoke=args.smoke))

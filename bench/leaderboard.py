@@ -25,18 +25,17 @@ filtration: at least 1000x) — and by how much it is missed where it is not.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _results import Walls, unwind_on_sigterm
 from unlearnkit.env import environment
+from unlearnkit.errors import NoTrialCompletedError
 from unlearnkit.files import clean_json, write_json_atomic, write_text_atomic
-from unlearnkit.reporting.records import read_records
+from unlearnkit.reporting.records import completeness, read_records
 from unlearnkit.reporting.report import (
     REFERENCE_ROWS,
     markdown_report,
@@ -53,6 +52,12 @@ CONFIGS = ("mnist_random10", "mnist_class", "mnist_memorized", "fashion_random10
 GAP_BAR, SPEED_BAR, FILTRATION_BAR = 0.5, 20.0, 1000.0
 
 
+def speed(cell: dict[str, Any], digits: int = 1) -> str:
+    """A cell's mean speed-up over retraining as the page writes it ("speed-up not recorded" when it has none)."""
+    value = cell["speedup"]["mean"]
+    return "speed-up not recorded" if value is None else f"{value:,.{digits}f}x"
+
+
 def bar_check(summary: list[dict[str, Any]]) -> list[str]:
     """Sentences: is the bar met in this scenario, by which method, or by how much is it missed."""
     cells = [c for c in summary if c["method"] not in REFERENCE_ROWS and c["avg_gap"]["mean"] is not None]
@@ -63,7 +68,7 @@ def bar_check(summary: list[dict[str, Any]]) -> list[str]:
         if met:
             best = min(met, key=lambda c: c["avg_gap"]["mean"])
             lines.append(f"**met** by `{best['method']}`: Avg. Gap {best['avg_gap']['mean']:.2f} points at "
-                         f"{best['speedup']['mean']:.0f}x")  # fmt: skip
+                         f"{speed(best, 0)}")  # fmt: skip
         else:
             close = min(cands, key=lambda c: c["avg_gap"]["mean"])
             fast = [c for c in cands if (c["speedup"]["mean"] or 0) >= SPEED_BAR]
@@ -71,11 +76,11 @@ def bar_check(summary: list[dict[str, Any]]) -> list[str]:
             gap = close["avg_gap"]["mean"]
             if gap <= GAP_BAR:
                 text = (f"**not met**: `{close['method']}` is within the gap bar ({gap:.2f} points) but only "
-                        f"{close['speedup']['mean']:.1f}x faster than retraining "
+                        f"{speed(close)} faster than retraining "
                         f"(the bar asks {SPEED_BAR:.0f}x)")  # fmt: skip
             else:
                 text = (f"**not met**: the closest method, `{close['method']}`, is {gap:.2f} points from retraining "
-                        f"({gap - GAP_BAR:.2f} over the bar) at {close['speedup']['mean']:.1f}x")  # fmt: skip
+                        f"({gap - GAP_BAR:.2f} over the bar) at {speed(close)}")  # fmt: skip
             if best_fast is not None and best_fast is not close:
                 text += (f"; the closest method at ≥{SPEED_BAR:.0f}x, `{best_fast['method']}`, is "
                          f"{best_fast['avg_gap']['mean']:.2f} points away")  # fmt: skip
@@ -83,7 +88,7 @@ def bar_check(summary: list[dict[str, Any]]) -> list[str]:
         filt = next((c for c in cands if c["method"] == "filtration"), None)
         if filt is not None:
             ok = (filt["speedup"]["mean"] or 0) >= FILTRATION_BAR
-            lines.append(f"filtration speed-up {filt['speedup']['mean']:,.0f}x "
+            lines.append(f"filtration speed-up {speed(filt, 0)} "
                          f"({'meets' if ok else 'misses'} the {FILTRATION_BAR:,.0f}x bar), "
                          f"Avg. Gap {filt['avg_gap']['mean']:.2f} points")  # fmt: skip
     return lines
@@ -137,7 +142,7 @@ def tune_benchmark(config: Any, name: str, runs: Path, trials: int, cache: Path)
                 rec["start"] = first
                 result = search(objective, space, trials=trials, seed=0, fixed=fixed, start=[first])
                 rec.update(result.to_dict())
-            except Exception as exc:  # every trial failed: reported as such, the defaults then run
+            except NoTrialCompletedError as exc:  # every trial failed: reported as such, the defaults then run
                 rec.update(best_params={}, best_value=None, error=f"{type(exc).__name__}: {exc}")
             rec["seconds"] = time.perf_counter() - start + earlier
             write_json_atomic(path, clean_json(rec))
@@ -238,9 +243,11 @@ EARLIER = {"commit": "8365f9c", "benchmark": "fashion_random10", "original": 8.0
 def drift(runs: Path) -> str:
     """A sentence: how far the same benchmark, seeds and code moved between two machines."""
     folder = runs / EARLIER["benchmark"]
-    if not (folder / "records.jsonl").exists():
+    if not complete(folder):
         return ""
     rows = {c["method"]: c["avg_gap"]["mean"] for c in summarize(read_records(folder))}
+    if rows.get("original") is None or rows.get("retrain_other") is None:
+        return ""
     return (f"For scale: `{EARLIER['benchmark']}` at its defaults gave doing nothing {EARLIER['original']:.2f} and "
             f"the noise floor {EARLIER['retrain_other']:.2f} points Avg. Gap in the earlier version of this page "
             f"(commit {EARLIER['commit']}, another machine); here {rows['original']:.2f} and "
@@ -249,13 +256,13 @@ def drift(runs: Path) -> str:
 
 def complete(folder: Path) -> bool:
     """Has the run in ``folder`` recorded every row it expects (a run stopped mid-way is not shown, only resumed)?"""
-    if not (folder / "run.json").exists() or not (folder / "records.jsonl").exists():
-        return False
-    return len(read_records(folder)) >= json.loads((folder / "run.json").read_text()).get("expected_rows", 0)
+    return (folder / "run.json").exists() and (folder / "records.jsonl").exists() and completeness(folder) is None
 
 
-def minutes(seconds: float) -> str:
-    """A wall time as the page writes it: seconds under two minutes, else minutes."""
+def minutes(seconds: float | None) -> str:
+    """A wall time as the page writes it: seconds under two minutes, else minutes; "not recorded" for none."""
+    if seconds is None:
+        return "not recorded"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
@@ -307,20 +314,8 @@ def audited(folder: Path, config: Any) -> bool:
     return all(stored.get(k) == want.get(k) for k in keys)
 
 
-@contextlib.contextmanager
-def timed(walls: dict[str, float], key: str, walls_file: Path) -> Iterator[None]:
-    """Add the block's wall time to ``walls[key]`` and save it — also when the block is interrupted, so a run
-    resumed over several sessions states its whole compute."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        walls[key] = walls.get(key, 0.0) + time.perf_counter() - start
-        write_text_atomic(walls_file, json.dumps(walls, indent=1))
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run unwinds: its time is kept
+    unwind_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--runs", default="docs/results/leaderboard", help="the committed records (resumed from)")
@@ -333,37 +328,34 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="run nothing: rewrite the page from the records")
     args = ap.parse_args()
     runs, cache = Path(args.runs), Path(args.cache)
-    walls: dict[str, float] = {}
-    walls_file = runs / "walls.json"
-    if walls_file.exists():
-        walls = json.loads(walls_file.read_text())
+    walls = Walls(runs / "walls.json")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     for name in [] if args.render else args.configs.split(","):
         config = load_config(Path("benchmarks") / f"{name}.toml")
-        with timed(walls, name, walls_file):  # a resumed run adds its time
+        with walls.timed(name):  # a resumed run adds its time
             run_benchmark(config, runs / name, resume=True, cache_dir=cache, progress=args.progress, log=log)
         if audit_from_evidence(runs / name, config, name):
             log(f"[{name}] audit: the evidence page's record of the same audit ({EVIDENCE})")
         if config.audit is not None and not audited(runs / name, config):
-            with timed(walls, f"{name}-audit", walls_file):
+            with walls.timed(f"{name}-audit"):
                 run_audit(config, runs / name, AuditConfig(**config.audit), cache_dir=Path(args.audit_cache))
         write_report(runs / name)
-        log(f"[{name}] {walls[name] / 60:.1f} min")
+        log(f"[{name}] {walls.total([name]) / 60:.1f} min")
         if args.tune:
             tune_benchmark(config, name, runs, args.tune, cache)  # its time: in each method's record; writes best.toml
             tuned = config_tuned(name, runs)
-            with timed(walls, f"{name}-tuned", walls_file):
+            with walls.timed(f"{name}-tuned"):
                 run_benchmark(tuned, runs / f"{name}-tuned", resume=True, cache_dir=cache, progress=args.progress,
                               log=log)  # fmt: skip
             if tuned.audit is not None and not audited(runs / f"{name}-tuned", tuned):
-                with timed(walls, f"{name}-tuned-audit", walls_file):
+                with walls.timed(f"{name}-tuned-audit"):
                     run_audit(tuned, runs / f"{name}-tuned", AuditConfig(**tuned.audit),
                               cache_dir=Path(args.audit_cache))  # fmt: skip
             write_report(runs / f"{name}-tuned")
     trials = {json.loads(f.read_text())["trials"] for f in runs.glob("tuning/*/*.json")}
     command = "python bench/leaderboard.py" + (f" --tune {max(trials)}" if trials else "")
     tuning_total = sum(json.loads(f.read_text())["seconds"] for f in runs.glob("tuning/*/*.json"))
-    total = (sum(walls.get(k, 0.0) for n in CONFIGS for k in (n, f"{n}-audit", f"{n}-tuned", f"{n}-tuned-audit"))
+    total = (walls.total(k for n in CONFIGS for k in (n, f"{n}-audit", f"{n}-tuned", f"{n}-tuned-audit"))
              + tuning_total) / 60  # fmt: skip
     lines = [
         "# Leaderboard: the shipped MNIST and Fashion-MNIST benchmarks",
@@ -393,16 +385,17 @@ def main() -> None:
                               "tuning_seeds": list(TUNING_SEEDS), "benchmarks": {}}  # fmt: skip
     for name in CONFIGS:
         folder = runs / name
-        if not (folder / "run.json").exists():
-            lines.append(f"| `{name}` | not run yet | – | – |")
+        if not complete(folder):  # a run stopped mid-way is resumed, not shown
+            state = "in progress (resumable)" if (folder / "run.json").exists() else "not run yet"
+            lines.append(f"| `{name}` | {state} | – | – |")
             continue
         config = load_config(Path("benchmarks") / f"{name}.toml")
         entry = record["benchmarks"][name] = {"wall_seconds": walls.get(name), "defaults": run_record(folder)}
         summary = summarize(read_records(folder))
         check = "; ".join(bar_check(summary))
-        when = minutes(walls.get(name, float("nan")))
+        when = minutes(walls.get(name))
         if walls.get(f"{name}-audit") is not None:
-            when += f" (its population audit {minutes(walls[f'{name}-audit'])})"
+            when += f" (its population audit {minutes(walls.get(f'{name}-audit'))})"
         lines.append(f"| `{name}` | {when} | {check} | {separation_check(summary)} |")
         body = markdown_report(folder).split("\n", 1)[1]  # drop its own title
         body += "".join(f"\n{t}\n" for t in twins(folder))
@@ -416,14 +409,14 @@ def main() -> None:
             entry.update(tuned=run_record(tuned), tuning=tuning_summary(records),
                          tuned_wall_seconds=walls.get(f"{name}-tuned"))  # fmt: skip
             tuning_min = sum(r["seconds"] for r in records.values()) / 60
-            run_min = walls.get(f"{name}-tuned", float("nan")) / 60
-            audit_min = walls.get(f"{name}-tuned-audit")
-            took = (f"tuning took {tuning_min:.0f} min (the {len(records)} searches), the tuned run {run_min:.0f} min"
-                    + (f", its population audit {audit_min / 60:.0f} min" if audit_min is not None else ""))
+            audit_s = walls.get(f"{name}-tuned-audit")
+            took = (f"tuning took {tuning_min:.0f} min (the {len(records)} searches), the tuned run "
+                    f"{minutes(walls.get(f'{name}-tuned'))}"
+                    + (f", its population audit {minutes(audit_s)}" if audit_s is not None else ""))
             if config.audit is not None and not audited(tuned, config_tuned(name, runs)):
                 took += ("; its population audit has not run yet, so the tuned table below has no F column and is "
                          "ranked by Avg. Gap")  # fmt: skip
-            entry.update(tuning_seconds=60 * tuning_min, tuned_audit_seconds=audit_min)
+            entry.update(tuning_seconds=60 * tuning_min, tuned_audit_seconds=audit_s)
             sections += [f"## `{name}`: every method tuned with the same budget", "",
                          f"Each method: {next(iter(records.values()))['trials']} Optuna trials over its declared "
                          f"search space, on the holdout split of tuning seeds {list(TUNING_SEEDS)} (never the test "

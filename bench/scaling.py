@@ -25,15 +25,14 @@ or a feature request are skipped, as the benchmark skips them.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _results import results_parser
+from _results import Walls, results_parser, unwind_on_sigterm, write_results
 from unlearnkit.env import environment
-from unlearnkit.files import clean_json, write_text_atomic
+from unlearnkit.files import write_bytes_atomic, write_text_atomic
 from unlearnkit.reporting.records import read_records
 from unlearnkit.reporting.report import REFERENCE_ROWS, summarize
 from unlearnkit.reporting.tables import markdown_table
@@ -104,11 +103,10 @@ def main() -> None:
     if args.render_only:
         write_text_atomic(args.out, render(json.loads(json_path.read_text()), args.out.parent / "img"))
         return
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run unwinds: its time is kept
+    unwind_on_sigterm()  # a killed run unwinds: its time is kept
     seeds = [int(s) for s in ("0" if args.smoke else args.seeds).split(",")]
     (runs / "configs").mkdir(parents=True, exist_ok=True)
-    walls_file = runs / "walls.json"
-    walls: dict[str, float] = json.loads(walls_file.read_text()) if walls_file.exists() else {}
+    walls = Walls(runs / "walls.json")
     done_file = runs / "done.json"  # the points whose every row is recorded
     done: list[str] = json.loads(done_file.read_text()) if done_file.exists() else []
     plan = [(axis, [(point_name(i, j), *pt) for j, pt in enumerate(points[:1] if args.smoke else points)])
@@ -119,19 +117,14 @@ def main() -> None:
             write_text_atomic(path, TEMPLATE.format(name=name, axis=axis, label=label, seeds=seeds, train_size=n,
                                                     scenario=scen, options=toml_inline(opts)))  # fmt: skip
             say(f"{axis}: {label}")
-            start = time.perf_counter()
-            try:
+            with walls.timed(name):
                 run_benchmark(load_config(path), runs / name, resume=True, cache_dir=CACHE,
                               log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
-                if name not in done:
-                    write_text_atomic(done_file, json.dumps([*done, name]))
-                    done.append(name)
-            finally:
-                walls[name] = walls.get(name, 0.0) + time.perf_counter() - start
-                write_text_atomic(walls_file, json.dumps(walls, indent=1))
+            if name not in done:
+                write_text_atomic(done_file, json.dumps([*done, name]))
+                done.append(name)
             # the page after every point: a run stopped later leaves a page of what is done, and says what is not
-            write_text_atomic(json_path, json.dumps(clean_json(assemble(plan, runs, walls, done, seeds)), indent=1))
-            write_text_atomic(args.out, render(json.loads(json_path.read_text()), args.out.parent / "img"))
+            write_results(assemble(plan, runs, walls.seconds, done, seeds), json_path, args.out, render)
     say(f"wrote {args.out}")
 
 
@@ -166,7 +159,10 @@ def _cell(c: dict[str, Any] | None) -> str:
 
 def growth(points: list[dict[str, Any]], method: str) -> str:
     """Seconds at the axis's last point over seconds at its first: how the method's cost grows with its work."""
-    first, last = (points[k]["cells"].get(method, {}).get("seconds") for k in (0, -1))
+    ends = [points[k]["cells"].get(method, {}) for k in (0, -1)]
+    if any(e.get("errors") for e in ends):  # a mean over fewer seeds at one end is not comparable
+        return "– (failed seeds)"
+    first, last = (e.get("seconds") for e in ends)
     return "–" if len(points) < 2 or not first or not last else f"{last / first:.3g}x"
 
 
@@ -182,10 +178,10 @@ def figure(record: dict[str, Any], img: Path) -> str:
         secs = {m: [p["cells"].get(m, {}).get("seconds") for p in points] for m in names}
         panels[axis.split(" (")[0]] = {m: ([np.log10(v) if v else np.nan for v in vs], [0.0] * len(vs))
                                        for m, vs in secs.items()}  # fmt: skip
-    fig = plots.curve_panels(panels, xlabel="point (left to right as in the tables)", ylabel="log10 seconds per call",
-                             title="Seconds per unlearning call as the work grows (retrain: retraining)")  # fmt: skip
+    fig = plots.curve_panels(panels, xlabel="point (as in the table)", ylabel="log10 seconds per call",
+                             title="Seconds per call as the work grows")  # fmt: skip
     img.mkdir(parents=True, exist_ok=True)
-    (img / "scaling_seconds.png").write_bytes(plots.png(fig))
+    write_bytes_atomic(img / "scaling_seconds.png", plots.png(fig))
     return "![seconds per call](img/scaling_seconds.png)"
 
 

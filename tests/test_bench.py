@@ -178,8 +178,18 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_run, tmp_path):
     before = records.read_text()
     assert main(["bench", str(TINY), "--out", str(out), "--no-progress"]) == 2
     assert records.read_text() == before
+    first = json.loads((out / "run.json").read_text())
+    assert "resumes" not in first
     assert main(["bench", str(TINY), "--out", str(out), "--resume", "--no-progress"]) == 0
     assert _comparable(read_records(out)) == _comparable(read_records(tiny_run))
+    # the resume keeps the run's first start and machine and appends its own, once rows ran
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["started"] == first["started"] and meta["environment"] == first["environment"]
+    assert [set(r) for r in meta["resumes"]] == [{"started", "environment"}]
+    # a resume with nothing left to run leaves run.json byte for byte as it was
+    text = (out / "run.json").read_text()
+    assert main(["bench", str(TINY), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert (out / "run.json").read_text() == text
 
 
 def test_a_failing_cell_is_recorded_and_the_rest_continue(tmp_path):
@@ -361,3 +371,21 @@ def test_image_grid_draws_every_map_in_its_cell_with_the_labels():
     assert set(cells) == {plots.gid(f"cell-{r}-{c}") for r in range(2) for c in range(2)}
     np.testing.assert_array_equal(cells[plots.gid("cell-1-1")].images[0].get_array(), maps[1][1])
     assert cells[plots.gid("cell-0-1")].get_title() == "model" and cells[plots.gid("cell-1-0")].get_ylabel() == "b"
+
+
+def test_curve_panels_legend_names_every_series_once_and_no_two_lines_look_alike():
+    import warnings
+
+    from unlearnkit.reporting import plots
+
+    names = [f"m{i:02d}" for i in range(14)] + ["retrain"]
+    panels = {"first": {n: ([1.0, 2.0], [0.0, 0.0]) for n in names}, "empty": {}}  # the last panel has no line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when a legend finds no line
+        fig = plots.curve_panels(panels, xlabel="x", ylabel="y")
+    (legend,) = fig.legends  # many series: one legend beside the panels, not over them
+    assert [t.get_text() for t in legend.get_texts()] == names
+    looks = [(line.get_color(), line.get_linestyle()) for line in fig.axes[0].get_lines()]
+    assert len(set(looks)) == len(names)
+    few = plots.curve_panels({"a": {"x": ([1.0], [0.0])}, "b": {}}, xlabel="x", ylabel="y")
+    assert not few.legends and [t.get_text() for t in few.axes[-1].get_legend().get_texts()] == ["x"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from unlearnkit.cli import main
-from unlearnkit.errors import ParameterError
+from unlearnkit.errors import DivergenceError, ParameterError
 from unlearnkit.methods import METHODS, make_method
 from unlearnkit.reporting.records import read_records
 from unlearnkit.running.benchconfig import load_config
@@ -138,6 +138,26 @@ def test_search_keeps_the_facts_an_objective_attaches_to_each_trial():
     for h in result.history:
         assert h["facts"] == {"collapsed": h["params"]["x"] > 0, "x_seen": h["params"]["x"]}
         assert h["value"] == pytest.approx(h["params"]["x"] ** 2)
+
+
+def test_a_search_whose_every_trial_fails_raises_its_own_error_and_a_bug_is_not_mistaken_for_it():
+    from unlearnkit.errors import NoTrialCompletedError
+
+    space = parse_space({"x": {"low": -1.0, "high": 1.0}})
+
+    def diverges(params, report):
+        raise DivergenceError("the loss became NaN")
+
+    with pytest.raises(NoTrialCompletedError, match=r"no trial of the search completed \(3 tried\)"):
+        search(diverges, space, trials=3, seed=0, prune=False)
+
+    # the leaderboard writes NoTrialCompletedError down as "every trial failed" and moves on; a bug is not that:
+    # it comes out of search as itself, so nothing records it as a final result
+    def buggy(params, report):
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        search(buggy, space, trials=3, seed=0, prune=False)
 
 
 def test_collapse_is_retain_accuracy_at_most_twice_chance():

@@ -42,3 +42,7 @@ class DivergenceError(UnlearnkitError):
 
 class UnsupportedRequestError(UnlearnkitError):
     """A method cannot handle the kind of forget request it was given."""
+
+
+class NoTrialCompletedError(ParameterError):
+    """A tuning search ended without one complete trial: every setting it tried failed or was pruned."""

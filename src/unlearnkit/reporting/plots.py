@@ -212,11 +212,15 @@ def curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequen
     axes = fig.subplots(1, max(1, len(panels)), sharey=shared, squeeze=False)[0]
     names = list(dict.fromkeys(n for series in panels.values() for n in series))
     palette = dict(colors_by_name) if colors_by_name is not None else colors(names)
+    # past the palette's length colours repeat: the second round of series is dashed, so no two lines look alike
+    others = [n for n in names if n not in ("retrain", "original")]
+    dashed = {n for i, n in enumerate(others) if i >= len(PALETTE)}
     for ax, (panel, series) in zip(axes, panels.items(), strict=False):
         for name, (mean, std) in series.items():
             m, s = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
             x = np.arange(len(m)) + x0
-            ax.plot(x, m, label=name, color=palette[name], gid=gid(f"{panel}-{name}"), marker=".")
+            ax.plot(x, m, label=name, color=palette[name], gid=gid(f"{panel}-{name}"), marker=".",
+                    linestyle="--" if name in dashed else "-")  # fmt: skip
             ax.fill_between(x, m - s, m + s, color=palette[name], alpha=0.2)
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
@@ -226,10 +230,24 @@ def curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequen
     else:
         for ax, label in zip(axes, ylabel, strict=False):
             ax.set_ylabel(label)
-    axes[-1].legend(loc="lower right", fontsize=8)
+    _legend(fig, axes)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _legend(fig: Figure, axes: Sequence[Any]) -> None:
+    """One legend of every series: in the last panel for a few, beside the panels for many (it would cover them)."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if len(handles) <= 6:
+        if handles:
+            axes[-1].legend(list(handles.values()), list(handles), loc="lower right", fontsize=8)
+        return
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7,
+               ncols=1 + len(handles) // 16)  # fmt: skip
 
 
 def scatter_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,

@@ -317,18 +317,18 @@ def run_benchmark(
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     previous = out / "run.json"
-    if resume and previous.exists():
-        old = json.loads(previous.read_text())
-        if old.get("config_hash") != meta["config_hash"]:
-            raise OutputExistsError(
-                f"The '--resume' run in {str(out)!r} was made from a different benchmark file "
-                f"(config hash {old.get('config_hash', '?')[:12]} vs {meta['config_hash'][:12]}); use a new --out."
-            )
+    old_meta = json.loads(previous.read_text()) if resume and previous.exists() else None
+    if old_meta is not None and old_meta.get("config_hash") != meta["config_hash"]:
+        raise OutputExistsError(
+            f"The '--resume' run in {str(out)!r} was made from a different benchmark file "
+            f"(config hash {old_meta.get('config_hash', '?')[:12]} vs {meta['config_hash'][:12]}); use a new --out."
+        )
     units = [(d, m, s) for d in config.datasets for m in config.models for s in config.scenarios]
     meta["expected_rows"] = sum(
         len(config.seeds) * (len(PHASE_ROWS) + sum(1 for scen, _ in config.pairs() if scen == s)) for _, _, s in units
     )
-    write_json_atomic(previous, meta)
+    if old_meta is None:
+        write_json_atomic(previous, meta)
     if resume:
         cut = repair_records(out)
         if cut:
@@ -371,6 +371,12 @@ def run_benchmark(
                 ident[key] = (spec, seed, meth.name, dict(meth.options))
     total = len(ref_tasks) * 2 + len(cell_tasks)
     say(f"{config.name}: {total} rows to run ({len(done)} already recorded), cache {cache}")
+    if old_meta is not None and total:
+        # A resume keeps the run's first start and machine, and appends its own: rows computed on another
+        # machine stay visible as such instead of silently relabelling the whole run.
+        resumes = [*old_meta.get("resumes", []), {"started": meta["started"], "environment": meta["environment"]}]
+        first = {k: old_meta.get(k, meta[k]) for k in ("environment", "started")}
+        write_json_atomic(previous, {**meta, **first, "resumes": resumes})
     records_path = out / RECORDS
     bar = None
     if progress:

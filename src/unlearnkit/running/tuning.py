@@ -31,7 +31,7 @@ from typing import Any, cast
 
 import torch
 
-from unlearnkit.errors import ParameterError, UnlearnkitError
+from unlearnkit.errors import NoTrialCompletedError, ParameterError, UnlearnkitError
 from unlearnkit.optional import optional_import
 from unlearnkit.validation import Boolean, Interval, NoneOr, Options
 
@@ -244,7 +244,7 @@ def search(
     ]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
-        raise ParameterError(f"no trial of the search completed ({len(study.trials)} tried); widen the space.")
+        raise NoTrialCompletedError(f"no trial of the search completed ({len(study.trials)} tried); widen the space.")
     return SearchResult({**dict(fixed or {}), **study.best_params}, float(study.best_value), history, direction)
 
 
