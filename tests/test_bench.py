@@ -180,6 +180,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_run, tmp_path):
     assert records.read_text() == before
     first = json.loads((out / "run.json").read_text())
     assert "resumes" not in first
+    # a fresh checkout: the records survive, the model cache does not (the run's cache lives in its folder)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for name in ("records.jsonl", "run.json"):
+        shutil.copy(out / name, fresh / name)
+    assert main(["bench", str(TINY), "--out", str(fresh), "--resume", "--no-progress"]) == 0
+    assert _comparable(read_records(fresh)) == _comparable(read_records(tiny_run))
     assert main(["bench", str(TINY), "--out", str(out), "--resume", "--no-progress"]) == 0
     assert _comparable(read_records(out)) == _comparable(read_records(tiny_run))
     # the resume keeps the run's first start and machine and appends its own, once rows ran

@@ -251,6 +251,13 @@ def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str,
     return {"rows": rows}
 
 
+def _reference_cached(cache_dir: str, spec: Mapping[str, Any], seed: int) -> bool:
+    """Are the original and the reference's metrics that :func:`method_cell` reads in the cache?"""
+    original = _model_path(cache_dir, spec, seed, "original")
+    ref = _model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json")
+    return original.exists() and original.with_suffix(".json").exists() and ref.exists()
+
+
 def method_cell(
     spec: dict[str, Any], seed: int, method: str, settings: dict[str, Any], cache_dir: str
 ) -> dict[str, Any]:
@@ -342,6 +349,7 @@ def run_benchmark(
     ref_tasks: list[Task] = []
     cell_tasks: list[Task] = []
     ident: dict[str, tuple[dict[str, Any], int, str | None, dict[str, Any]]] = {}
+    ref_rows = 0  # reference rows still to record (a reference may also run only to rebuild the model cache)
     for d, m, s in units:
         spec = unit_spec(config, d, m, s)
         for seed in config.seeds:
@@ -349,10 +357,7 @@ def run_benchmark(
             scenario = make_scenario(spec["scenario"]["name"], **spec["scenario"]["options"])
             if "memorization" in scenario.needs:
                 memo_tasks += memorization_tasks(spec, seed, cache, scenario.models)  # type: ignore[attr-defined]
-            if any((i, seed) not in done for i in ids):
-                key = f"ref|{ids[0]}|{seed}"
-                ref_tasks.append(Task(key, reference_unit, {"spec": spec, "seed": seed, "cache_dir": cache}))
-                ident[key] = (spec, seed, None, {})
+            cells_before = len(cell_tasks)
             for scen, meth in config.pairs():
                 if scen != s:
                     continue
@@ -369,7 +374,15 @@ def run_benchmark(
                 }
                 cell_tasks.append(Task(key, method_cell, kwargs))
                 ident[key] = (spec, seed, meth.name, dict(meth.options))
-    total = len(ref_tasks) * 2 + len(cell_tasks)
+            # the reference runs when one of its rows is missing, and also when a method cell still to run needs
+            # its models and the cache lacks them (a resume in a fresh checkout: the rows survive, the cache not)
+            if any((i, seed) not in done for i in ids) or (len(cell_tasks) > cells_before
+                                                           and not _reference_cached(cache, spec, seed)):
+                key = f"ref|{ids[0]}|{seed}"
+                ref_tasks.append(Task(key, reference_unit, {"spec": spec, "seed": seed, "cache_dir": cache}))
+                ident[key] = (spec, seed, None, {})
+                ref_rows += sum((i, seed) not in done for i in ids)
+    total = ref_rows + len(cell_tasks)
     say(f"{config.name}: {total} rows to run ({len(done)} already recorded), cache {cache}")
     if old_meta is not None and total:
         # A resume keeps the run's first start and machine, and appends its own: rows computed on another
