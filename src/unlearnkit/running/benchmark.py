@@ -246,23 +246,28 @@ def reference_unit(spec: dict[str, Any], seed: int, cache_dir: str) -> dict[str,
     rows["original"]["forgetting"] = forgetting_rates(oracle, original, splits, seed)
     rows["retrain"]["forgetting"] = forgetting_rates(oracle, reference, splits, seed)
     rows["retrain_other"]["forgetting"] = forgetting_rates(oracle, other, splits, seed)
-    write_json_atomic(_model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json"),
+    write_json_atomic(_reference_metrics_path(cache_dir, spec, seed),
                       clean_json({"metrics": ref_m, "seconds": ref_s, "oracle": oracle}))  # fmt: skip
     return {"rows": rows}
+
+
+def _reference_metrics_path(cache_dir: str, spec: Mapping[str, Any], seed: int) -> Path:
+    """Where :func:`reference_unit` leaves the reference's metrics and seconds for the method cells."""
+    return _model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json")
 
 
 def _reference_cached(cache_dir: str, spec: Mapping[str, Any], seed: int) -> bool:
     """Are the original and the reference's metrics that :func:`method_cell` reads in the cache?"""
     original = _model_path(cache_dir, spec, seed, "original")
-    ref = _model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json")
-    return original.exists() and original.with_suffix(".json").exists() and ref.exists()
+    return original.exists() and original.with_suffix(".json").exists() and _reference_metrics_path(
+        cache_dir, spec, seed).exists()  # fmt: skip
 
 
 def method_cell(
     spec: dict[str, Any], seed: int, method: str, settings: dict[str, Any], cache_dir: str
 ) -> dict[str, Any]:
     """Task: one method on the cached original of its unit, evaluated against the cached reference."""
-    ref_path = _model_path(cache_dir, spec, seed, "retrain").with_suffix(".metrics.json")
+    ref_path = _reference_metrics_path(cache_dir, spec, seed)
     loaded = _load_model(cache_dir, spec, seed, "original")
     if loaded is None or not ref_path.exists():
         raise RuntimeError("the original or the retrained reference of this cell is missing (its reference row failed)")
