@@ -259,6 +259,21 @@ def complete(folder: Path) -> bool:
     return (folder / "run.json").exists() and completeness(folder) is None  # no records: "0 of N rows"
 
 
+def pending(name: str, runs: Path) -> list[str]:
+    """What is still to run for benchmark ``name``: its defaults run, its tuning and tuned run, and the population
+    audits of both where its file has an ``[audit]`` table. Empty once the page can say "in all"."""
+    config = load_config(Path("benchmarks") / f"{name}.toml")
+    folder, tuned = runs / name, runs / f"{name}-tuned"
+    left = [] if complete(folder) else [f"{name} defaults"]
+    if config.audit is not None and not audited(folder, config):
+        left.append(f"{name} audit")
+    if not (complete(tuned) and (runs / "tuning" / name / "best.toml").exists()):
+        left.append(f"{name} tuning and tuned run")
+    elif config.audit is not None and not audited(tuned, config_tuned(name, runs)):
+        left.append(f"{name} tuned audit")
+    return left
+
+
 def minutes(seconds: float | None) -> str:
     """A wall time as the page writes it: seconds under two minutes, else minutes; "not recorded" for none."""
     if seconds is None:
@@ -357,6 +372,8 @@ def main() -> None:
     tuning_total = sum(json.loads(f.read_text())["seconds"] for f in runs.glob("tuning/*/*.json"))
     total = (walls.total(k for n in CONFIGS for k in (n, f"{n}-audit", f"{n}-tuned", f"{n}-tuned-audit"))
              + tuning_total) / 60  # fmt: skip
+    left = [item for n in CONFIGS for item in pending(n, runs)]
+    when = "so far" if left else "in all"
     lines = [
         "# Leaderboard: the shipped MNIST and Fashion-MNIST benchmarks",
         "",
@@ -364,8 +381,9 @@ def main() -> None:
         "`docs/results/leaderboard/`; `--render` rewrites this page from them without running anything), which runs "
         "`unlearnkit bench benchmarks/NAME.toml --out docs/results/leaderboard/NAME --resume` for each benchmark "
         "(shared model cache) and `unlearnkit report`; the numbers below are read from the run folders' "
-        f"`records.jsonl`. Total compute so far {total:.0f} min on 2 CPU cores (runs, population audits, tuning and "
-        "tuned runs, summed over the sessions that contributed).",
+        f"`records.jsonl`. Total compute {when} {total:.0f} min on 2 CPU cores (runs, population audits, tuning and "
+        "tuned runs, summed over the sessions that contributed)."
+        + (f" Still to run: {'; '.join(left)}." if left else ""),
         "",
         "Each run folder is computed in one session on one machine; its `run.json` records the environment, "
         "`cpu_capability` (the kernels torch dispatches to) included. The same seed reproduces bit for bit on the "
@@ -382,7 +400,7 @@ def main() -> None:
     ]
     sections = []
     record: dict[str, Any] = {"command": command, "env": environment(), "compute_minutes": total,
-                              "tuning_seeds": list(TUNING_SEEDS), "benchmarks": {}}  # fmt: skip
+                              "tuning_seeds": list(TUNING_SEEDS), "pending": left, "benchmarks": {}}  # fmt: skip
     for name in CONFIGS:
         folder = runs / name
         if not complete(folder):  # a run stopped mid-way is resumed, not shown
